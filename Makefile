@@ -1,0 +1,48 @@
+# The two commands of a fresh machine: `make run` (the main job) and `make test` (the suite).
+# Both create .venv from uv.lock first; no PostgreSQL or Docker needed beforehand.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test lint dev db-stop validate benchmarks clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv==0.13.8
+
+$(BIN)/fishnet: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra test
+	@touch $@
+
+setup: $(BIN)/fishnet  ## create .venv with the locked dependencies
+
+run: setup  ## the main job: migrate, materialise everything on sample data, tick sensors, summary
+	$(BIN)/fishnet demo
+
+test: setup  ## the test suite on a real PostgreSQL (DATABASE_URL, else an embedded one)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy platform_assets resources sensors
+
+dev: setup  ## the Dagster UI and daemon on the warehouse database
+	$(BIN)/fishnet dev
+
+validate: setup  ## load the code location as Dagster does
+	eval "$$($(BIN)/fishnet env)" && $(BIN)/dagster definitions validate -w workspace.yaml
+
+benchmarks: setup  ## run the benchmarks (JSON in benchmarks/results/)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+db-stop:  ## stop the embedded PostgreSQL
+	$(BIN)/fishnet db stop
+
+clean: db-stop  ## remove the environment and local state
+	rm -rf $(VENV) .state storage logs history schedules .logs_queue

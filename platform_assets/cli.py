@@ -1,0 +1,145 @@
+"""`fishnet`: the platform's command line (database, migrations, the demo run, the UI)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+
+from resources.warehouse import (
+    PROJECT_ROOT,
+    DatabaseUrls,
+    embedded_server_uri,
+    resolve_database_urls,
+    state_dir,
+    stop_embedded,
+)
+
+
+def dagster_environment(urls: DatabaseUrls) -> dict[str, str]:
+    """What Dagster processes need: its home (this project's dagster.yaml) and storage URL."""
+    return {
+        "DATABASE_URL": urls.libpq,
+        "DAGSTER_PG_URL": urls.dagster,
+        "DAGSTER_HOME": os.environ.get("DAGSTER_HOME") or str(PROJECT_ROOT),
+    }
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    external = os.environ.get("DATABASE_URL")
+    if args.action == "start":
+        if external:
+            print(f"DATABASE_URL is set; nothing to start ({DatabaseUrls.parse(external).url!r})")
+            return 0
+        urls = resolve_database_urls()
+        print(f"embedded PostgreSQL running in {state_dir() / 'pgdata'}: {urls.libpq}")
+    elif args.action == "stop":
+        stopped = stop_embedded()
+        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    elif args.action == "status":
+        uri = embedded_server_uri()
+        if external:
+            print(f"using DATABASE_URL: {DatabaseUrls.parse(external).url!r}")
+        print(f"embedded PostgreSQL ({state_dir() / 'pgdata'}): {'running' if uri else 'stopped'}")
+        return 0 if (uri or external) else 3
+    elif args.action == "url":
+        print(resolve_database_urls().libpq)
+    return 0
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    for name, value in dagster_environment(resolve_database_urls()).items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from migrations import current_revision, upgrade
+
+    urls = resolve_database_urls()
+    upgrade(urls, args.revision)
+    print(f"warehouse schema at revision {current_revision(urls)}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from platform_assets.demo import run_demo
+
+    return run_demo()
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from migrations import upgrade
+
+    urls = resolve_database_urls()
+    upgrade(urls)
+    env = {**os.environ, **dagster_environment(urls)}
+    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
+    print(f"DAGSTER_HOME={env['DAGSTER_HOME']}; starting: {' '.join(command)}", flush=True)
+    os.chdir(PROJECT_ROOT)
+    # Started from a script, dagster dev would otherwise ignore Ctrl-C (see PITFALLS).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.execvpe(command[0], command, env)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render --help in tests)."""
+    parser = argparse.ArgumentParser(
+        prog="fishnet",
+        description="Fisheries, points of interest and satellite processing on Dagster + PostgreSQL.",
+        epilog="DATABASE_URL selects a PostgreSQL server; unset, an embedded one is started "
+        "under FISHNET_STATE_DIR (default ./.state).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = sub.add_parser("db", help="start, stop or inspect the embedded PostgreSQL")
+    db.add_argument(
+        "action",
+        choices=["start", "stop", "status", "url"],
+        help="start: start it if needed; stop: stop it; status: running or not; "
+        "url: print the warehouse URL (starting the server if needed)",
+    )
+    db.set_defaults(func=_cmd_db)
+
+    env = sub.add_parser(
+        "env",
+        help='print shell exports for Dagster commands (eval "$(fishnet env)")',
+        description="Print DATABASE_URL, DAGSTER_PG_URL and DAGSTER_HOME as shell exports, so that "
+        "`dagster job execute -m platform_assets.definitions -j <job>` uses the same PostgreSQL.",
+    )
+    env.set_defaults(func=_cmd_env)
+
+    migrate = sub.add_parser("migrate", help="apply the warehouse migrations (idempotent)")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.set_defaults(func=_cmd_migrate)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the main job: migrate, materialise every asset on sample data, tick sensors, summarise",
+    )
+    demo.set_defaults(func=_cmd_demo)
+
+    dev = sub.add_parser(
+        "dev",
+        help="start the database if needed and run `dagster dev` (UI + daemon) on it",
+        description="Arguments after `--` go to `dagster dev` (e.g. fishnet dev -- -p 3001).",
+    )
+    dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
+    dev.set_defaults(func=_cmd_dev)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fishnet` console script."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "dagster_args", None) and args.dagster_args[0] == "--":
+        args.dagster_args = args.dagster_args[1:]
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
