@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from dagster import DagsterInstance, Definitions, SensorDefinition, build_sensor_context
+from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from migrations import upgrade
 from resources.warehouse import DatabaseUrls, WarehouseResource, resolve_database_urls
@@ -24,7 +24,9 @@ DemoPreparer = Callable[[WarehouseResource], None]
 
 def demo_preparers() -> list[DemoPreparer]:
     """The sample-data seeders of the domains that need one."""
-    return []
+    from platform_assets.logbook.demo import prepare_demo as logbook_samples
+
+    return [logbook_samples]
 
 
 def table_counts(warehouse: WarehouseResource) -> list[tuple[str, int]]:
@@ -48,11 +50,10 @@ def table_counts(warehouse: WarehouseResource) -> list[tuple[str, int]]:
 def tick_sensors(defs: Definitions, instance: DagsterInstance) -> list[tuple[str, int, int]]:
     """Evaluate every sensor once and run what it requests; (sensor, requested, succeeded)."""
     outcomes = []
-    for sensor in defs.sensors or []:
-        assert isinstance(sensor, SensorDefinition)
-        with build_sensor_context(
-            instance=instance, definitions=defs, sensor_name=sensor.name
-        ) as context:
+    for declared in defs.sensors or []:
+        sensor = defs.resolve_sensor_def(declared.name)
+        resources = dict(defs.resources or {})
+        with build_sensor_context(instance=instance, resources=resources) as context:
             data = sensor.evaluate_tick(context)
         succeeded = 0
         for request in data.run_requests or []:

@@ -1,0 +1,1 @@
+"""Cross-cutting operations: the ingestion catalog (and later run metrics, publishing)."""
