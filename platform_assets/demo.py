@@ -29,6 +29,16 @@ def demo_preparers() -> list[DemoPreparer]:
     return [logbook_samples]
 
 
+DemoSummary = Callable[[WarehouseResource], list[str]]
+
+
+def demo_summaries() -> list[DemoSummary]:
+    """Lines each domain prints after the table counts."""
+    from platform_assets.logbook.demo import summary as logbook_summary
+
+    return [logbook_summary]
+
+
 def table_counts(warehouse: WarehouseResource) -> list[tuple[str, int]]:
     """Every table of the domain schemas with its row count."""
     query = sa.text(
@@ -96,6 +106,9 @@ def run_demo() -> int:
     print("\ntables:")
     for table, count in table_counts(warehouse):
         print(f"  {table:<45} {count:>9,} rows")
+    for summarise in demo_summaries():
+        print()
+        print("\n".join(summarise(warehouse)))
     print(
         f"\ndone in {time.perf_counter() - started:.1f} s; `fishnet dev` opens the UI on these runs"
     )

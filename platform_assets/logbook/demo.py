@@ -16,3 +16,21 @@ def prepare_demo(warehouse: WarehouseResource) -> Path:
     if not target.exists():
         write_sample_archive(target)
     return target
+
+
+def summary(warehouse: WarehouseResource) -> list[str]:
+    """A few resolved reports, as the monitoring application would list them."""
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            "SELECT activity_datetime_utc, vessel_name, cfr, log_type, operation_type, "
+            "coalesce(acknowledgement_return_status, '-') "
+            "FROM logbook.logbook_reports_resolved ORDER BY activity_datetime_utc DESC NULLS LAST LIMIT 6"
+        ).fetchall()
+        quarantined = conn.execute("SELECT count(*) FROM logbook.logbook_quarantine").fetchone()[0]
+    lines = ["latest logbook reports (resolved view):"]
+    lines += [
+        f"  {at:%Y-%m-%d %H:%M}  {name:<16} {cfr}  {log_type:<4} {op}  ack {ack}"
+        for at, name, cfr, log_type, op, ack in rows
+    ]
+    lines.append(f"  quarantined messages: {quarantined} (see logbook.logbook_quarantine)")
+    return lines
