@@ -25,8 +25,9 @@ DemoPreparer = Callable[[WarehouseResource], None]
 def demo_preparers() -> list[DemoPreparer]:
     """The sample-data seeders of the domains that need one."""
     from platform_assets.logbook.demo import prepare_demo as logbook_samples
+    from platform_assets.reference.demo import prepare_demo as reference_source
 
-    return [logbook_samples]
+    return [reference_source, logbook_samples]
 
 
 DemoSummary = Callable[[WarehouseResource], list[str]]

@@ -1,17 +1,20 @@
-"""Electronic logbook (ERS3 and FLUX FA): parse, keep raw, store reports, resolve at read time."""
+"""Electronic logbook (ERS3 and FLUX FA): parse, keep raw, store reports, resolve at read time.
+
+The pure modules (parse, ers, flux) import nothing of Dagster; `definitions()` loads the
+Dagster layer only when called.
+"""
 
 from dagster import Definitions
 
-from platform_assets.logbook.assets import (
-    LogbookInboxResource,
-    logbook_messages,
-    logbook_reports_resolved,
-)
-from platform_assets.logbook.jobs import logbook_ingest_job, logbook_replay_job
-
 
 def definitions() -> Definitions:
-    """This domain's assets, jobs and sensors (the resources are shared: see resources/)."""
+    """This domain's assets, jobs, sensors and the inbox resource."""
+    from platform_assets.logbook.assets import (
+        LogbookInboxResource,
+        logbook_messages,
+        logbook_reports_resolved,
+    )
+    from platform_assets.logbook.jobs import logbook_ingest_job, logbook_replay_job
     from sensors.inboxes import logbook_inbox_sensor
 
     return Definitions(

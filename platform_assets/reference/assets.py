@@ -1,0 +1,353 @@
+"""Dagster layer of the reference tables: read each source, gate the frame, hand it to the IO manager.
+
+Every asset returns a frame that `PostgresPandasIOManager` writes to `reference.<name>` (replace,
+atomically; fleet segments upsert by (year, segment)). Before returning it, the asset evaluates its
+gate checks (keys, row-count drop); a failing gate, like a malformed source, raises before the
+return, so nothing is written and the previous table stays as it was.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetIn,
+    Config,
+    ConfigurableResource,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+from pydantic import Field
+
+from platform_assets.reference.anchorages import (
+    anchorages_from_ports,
+    empty_anchorages,
+    merge_anchorages,
+)
+from platform_assets.reference.checks import (
+    MAX_ROW_DROP,
+    PORTS,
+    SCHEMA,
+    KeyRule,
+    drop_check,
+    gate_check_specs,
+    key_check,
+    previous_row_count,
+)
+from platform_assets.reference.readers import (
+    DISTRICTS,
+    FISHING_GEAR_CODES,
+    FLEET_SEGMENTS,
+    SPECIES,
+    ReferenceSourceError,
+    TableSpec,
+    default_data_dir,
+    read_districts,
+    read_fishing_gear_codes,
+    read_fleet_segments,
+    read_ports,
+    read_species,
+)
+from platform_assets.reference.readers import PORTS as PORTS_SPEC
+from resources.source_db import SourceDatabaseResource
+
+GROUP = "reference"
+
+ReferenceFile = Literal[
+    "species_csv", "fishing_gear_codes_csv", "ports_csv", "districts_csv", "fleet_segments_dir"
+]
+
+#: For each file source: the environment variable that may point at it, and the bundled default.
+REFERENCE_FILES: dict[str, tuple[str, str]] = {
+    "species_csv": ("REFERENCE_SPECIES_CSV", "species.csv"),
+    "fishing_gear_codes_csv": ("REFERENCE_FISHING_GEAR_CODES_CSV", "fishing_gear_codes.csv"),
+    "ports_csv": ("REFERENCE_PORTS_CSV", "ports.csv"),
+    "districts_csv": ("REFERENCE_DISTRICTS_CSV", "districts.csv"),
+    "fleet_segments_dir": ("REFERENCE_FLEET_SEGMENTS_DIR", "fleet_segments"),
+}
+
+
+class ReferenceFilesResource(ConfigurableResource):
+    """Where the file-based reference sources are: each field, else its environment variable
+    (REFERENCE_SPECIES_CSV, ...), else the file bundled in platform_assets/reference/data."""
+
+    species_csv: str | None = Field(default=None, description="FAO ASFIS species CSV")
+    fishing_gear_codes_csv: str | None = Field(default=None, description="ISSCFG gear codes CSV")
+    ports_csv: str | None = Field(default=None, description="ports CSV (UN/LOCODE)")
+    districts_csv: str | None = Field(default=None, description="maritime districts CSV")
+    fleet_segments_dir: str | None = Field(
+        default=None, description="folder of <year>.yaml fleet segment files"
+    )
+
+    def path(self, source: ReferenceFile) -> Path:
+        """The file (or folder) of a source, resolved when used, not when definitions load."""
+        env, default = REFERENCE_FILES[source]
+        configured = getattr(self, source) or os.environ.get(env)
+        return Path(configured) if configured else default_data_dir() / default
+
+
+class ReferenceRefreshConfig(Config):
+    """Run config shared by the reference assets."""
+
+    allow_large_drop: bool = Field(
+        default=False,
+        description=f"accept a refresh with more than {MAX_ROW_DROP:.0%} fewer rows than the "
+        "previous materialisation",
+    )
+
+
+class AnchoragesConfig(ReferenceRefreshConfig):
+    """How port anchorages are drawn."""
+
+    resolution: int = Field(default=9, description="H3 resolution of the cells")
+    ring_k: int = Field(default=2, description="rings of cells around each port's own cell")
+
+
+# --- shared steps ---------------------------------------------------------------------------
+
+
+def _read(table: str, source: str, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Run a reader; a bad source becomes a Failure that names it (nothing is written)."""
+    try:
+        return read()
+    except ReferenceSourceError as exc:
+        raise Failure(
+            description=f"{SCHEMA}.{table} not refreshed, the previous table is kept: {exc}",
+            metadata={"source": source},
+        ) from exc
+
+
+def _gated_output(
+    context: AssetExecutionContext,
+    frame: pd.DataFrame,
+    config: ReferenceRefreshConfig,
+    keys: list[KeyRule],
+    metadata: dict[str, Any],
+) -> Iterator[Output | AssetCheckResult]:
+    """Evaluate the gates; return the frame for writing only when they pass, else raise."""
+    table = context.asset_key.path[-1]
+    previous = previous_row_count(context.instance, context.asset_key)
+    results = [key_check(frame, keys), drop_check(previous, len(frame), config.allow_large_drop)]
+    failed = [r for r in results if not r.passed]
+    if failed:
+        yield from results
+        raise Failure(
+            description=f"{SCHEMA}.{table} not refreshed, the previous table is kept: "
+            + "; ".join(f"{r.check_name}: {r.description}" for r in failed),
+            metadata={"failed_checks": [r.check_name for r in failed], **metadata},
+            allow_retries=False,  # the same rows would fail the same way
+        )
+    yield Output(frame, metadata=metadata)
+    yield from results
+
+
+def _spec_keys(spec: TableSpec) -> list[KeyRule]:
+    return [KeyRule(spec.key)]
+
+
+def _counts(series: pd.Series) -> MetadataValue:
+    counts = series.fillna("(none)").value_counts()
+    return MetadataValue.json({str(k): int(v) for k, v in counts.items()})
+
+
+# --- assets ---------------------------------------------------------------------------------
+
+
+@asset(
+    key_prefix=SCHEMA,
+    group_name=GROUP,
+    check_specs=gate_check_specs("vessels"),
+    description="Fishing vessels of the registry (Oracle NAVIRES tables): identity, size, gears, "
+    "district, registry port, owner and operator.",
+    metadata={"write_mode": "replace"},
+)
+def vessels(
+    context: AssetExecutionContext,
+    config: ReferenceRefreshConfig,
+    source_db: SourceDatabaseResource,
+) -> Iterator[Output | AssetCheckResult]:
+    """Read the registry in one read-only transaction, then gate and write."""
+    source = source_db.describe()
+    frame = _read("vessels", source, source_db.read_vessels)
+    gears = {code for codes in frame["declared_fishing_gears"] for code in codes}
+    metadata = {
+        "source": source,
+        "vessels_by_flag_state": _counts(frame["flag_state"]),
+        "active_vessels": int(frame["is_active"].sum()),
+        "district_count": int(frame["district_code"].nunique()),
+        "registry_port_count": int(frame["registry_port_locode"].nunique()),
+        "declared_gear_count": len(gears),
+    }
+    # vessel_id is the table's key; CFR identifies a vessel for the positions and logbook joins,
+    # so it must not repeat either (some small or foreign vessels have none).
+    keys = [KeyRule(("vessel_id",)), KeyRule(("cfr",), nullable=True)]
+    yield from _gated_output(context, frame, config, keys, metadata)
+
+
+@asset(
+    key_prefix=SCHEMA,
+    group_name=GROUP,
+    check_specs=gate_check_specs("species"),
+    description="FAO ASFIS species (3-alpha code, scientific, English and French names).",
+    metadata={"write_mode": "replace"},
+)
+def species(
+    context: AssetExecutionContext,
+    config: ReferenceRefreshConfig,
+    reference_files: ReferenceFilesResource,
+) -> Iterator[Output | AssetCheckResult]:
+    """Species from their CSV file."""
+    path = reference_files.path("species_csv")
+    frame = _read("species", str(path), lambda: read_species(path))
+    metadata = {
+        "source": str(path),
+        "isscaap_group_count": int(frame["isscaap_group"].nunique()),
+    }
+    yield from _gated_output(context, frame, config, _spec_keys(SPECIES), metadata)
+
+
+@asset(
+    key_prefix=SCHEMA,
+    group_name=GROUP,
+    check_specs=gate_check_specs("fishing_gear_codes"),
+    description="ISSCFG fishing gear codes with their name and group.",
+    metadata={"write_mode": "replace"},
+)
+def fishing_gear_codes(
+    context: AssetExecutionContext,
+    config: ReferenceRefreshConfig,
+    reference_files: ReferenceFilesResource,
+) -> Iterator[Output | AssetCheckResult]:
+    """Gear codes from their CSV file."""
+    path = reference_files.path("fishing_gear_codes_csv")
+    frame = _read("fishing_gear_codes", str(path), lambda: read_fishing_gear_codes(path))
+    metadata = {
+        "source": str(path),
+        "gear_count": int(frame["gear_code"].nunique()),
+        "gears_by_group": _counts(frame["gear_group"]),
+    }
+    yield from _gated_output(context, frame, config, _spec_keys(FISHING_GEAR_CODES), metadata)
+
+
+@asset(
+    key_prefix=SCHEMA,
+    group_name=GROUP,
+    check_specs=gate_check_specs("ports"),
+    description="Ports by UN/LOCODE with position, facade, FAO areas and whether active.",
+    metadata={"write_mode": "replace"},
+)
+def ports(
+    context: AssetExecutionContext,
+    config: ReferenceRefreshConfig,
+    reference_files: ReferenceFilesResource,
+) -> Iterator[Output | AssetCheckResult]:
+    """Ports from their CSV file."""
+    path = reference_files.path("ports_csv")
+    frame = _read("ports", str(path), lambda: read_ports(path))
+    metadata = {
+        "source": str(path),
+        "ports_by_country": _counts(frame["country_code_iso2"]),
+        "active_ports": int(frame["is_active"].sum()),
+        "facade_count": int(frame["facade"].nunique()),
+    }
+    yield from _gated_output(context, frame, config, _spec_keys(PORTS_SPEC), metadata)
+
+
+@asset(
+    key_prefix=SCHEMA,
+    group_name=GROUP,
+    check_specs=gate_check_specs("districts"),
+    description="French maritime districts (quartiers maritimes) with department and facade.",
+    metadata={"write_mode": "replace"},
+)
+def districts(
+    context: AssetExecutionContext,
+    config: ReferenceRefreshConfig,
+    reference_files: ReferenceFilesResource,
+) -> Iterator[Output | AssetCheckResult]:
+    """Districts from their CSV file."""
+    path = reference_files.path("districts_csv")
+    frame = _read("districts", str(path), lambda: read_districts(path))
+    metadata = {
+        "source": str(path),
+        "district_count": int(frame["district_code"].nunique()),
+        "districts_by_facade": _counts(frame["facade"]),
+    }
+    yield from _gated_output(context, frame, config, _spec_keys(DISTRICTS), metadata)
+
+
+@asset(
+    key_prefix=SCHEMA,
+    group_name=GROUP,
+    check_specs=gate_check_specs("fleet_segments"),
+    description="Fleet segments of each year's control plan (gears, areas, target species, "
+    "impact risk). Upserted by (year, segment): years no longer in the folder are kept.",
+    metadata={"write_mode": "upsert"},
+)
+def fleet_segments(
+    context: AssetExecutionContext,
+    config: ReferenceRefreshConfig,
+    reference_files: ReferenceFilesResource,
+) -> Iterator[Output | AssetCheckResult]:
+    """Fleet segments from the folder of <year>.yaml files."""
+    path = reference_files.path("fleet_segments_dir")
+    frame = _read("fleet_segments", str(path), lambda: read_fleet_segments(path))
+    by_year = frame.groupby("year").size()
+    metadata = {
+        "source": str(path),
+        "segments_by_year": MetadataValue.json({str(y): int(n) for y, n in by_year.items()}),
+    }
+    yield from _gated_output(context, frame, config, _spec_keys(FLEET_SEGMENTS), metadata)
+
+
+@asset(
+    key_prefix=SCHEMA,
+    group_name=GROUP,
+    ins={
+        "ports": AssetIn(
+            key=PORTS, metadata={"columns": ["locode", "latitude", "longitude", "is_active"]}
+        )
+    },
+    check_specs=gate_check_specs("anchorages"),
+    description="H3 cells where a vessel counts as at port: each active port's cell and its "
+    "k-ring, a cell shared by two ports going to the nearer.",
+    metadata={"write_mode": "replace"},
+)
+def anchorages(
+    context: AssetExecutionContext, config: AnchoragesConfig, ports: pd.DataFrame
+) -> Iterator[Output | AssetCheckResult]:
+    """Anchorages from the ports table (later merged with cells where vessels are seen stopped)."""
+    try:
+        from_ports = anchorages_from_ports(ports, config.resolution, config.ring_k)
+    except ValueError as exc:  # bad config: resolution or ring out of range
+        raise Failure(description=f"{SCHEMA}.anchorages not refreshed: {exc}") from exc
+    # Hook for the positions domain: once `positions.positions` exists, add it as an input of this
+    # asset and compute `anchorages_from_stationary_positions(positions, ports)` here; the merge
+    # below already gives port cells priority over cells found from positions.
+    from_positions = empty_anchorages()
+    frame = merge_anchorages(from_ports, from_positions)
+    metadata = {
+        "source": f"{SCHEMA}.ports (active ports, H3 resolution {config.resolution}, "
+        f"k-ring {config.ring_k})",
+        "ports_covered": int(frame["port_locode"].nunique()),
+        "cells_from_ports": len(from_ports),
+        "cells_from_positions": len(from_positions),
+    }
+    yield from _gated_output(context, frame, config, [KeyRule(("h3",))], metadata)
+
+
+REFERENCE_ASSETS = [
+    vessels,
+    species,
+    fishing_gear_codes,
+    ports,
+    districts,
+    fleet_segments,
+    anchorages,
+]

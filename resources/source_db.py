@@ -1,0 +1,177 @@
+"""The vessel registry source database: Oracle in production, a look-alike Postgres schema locally.
+
+`SourceDatabaseResource` resolves where the registry lives when it is used, never at import:
+its `url` field, else `SOURCE_DB_URL`; its `schema_name` field, else `SOURCE_DB_SCHEMA`. With
+neither URL, the embedded default is the warehouse database itself (DATABASE_URL, else the
+embedded server) with a schema `oracle_source` laid out like the Oracle source, which
+`seed_sample_source` fills with the deterministic sample (it stands in for an external system,
+so it creates its own tables; warehouse tables only ever come from migrations).
+
+Oracle is reached with SQLAlchemy's `oracle+oracledb` dialect in thin mode (no Instant Client):
+`oracle+oracledb://user:password@host:1521/?service_name=SERVICE`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import ConfigurableResource
+from pydantic import Field
+from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateSchema
+
+from platform_assets.reference.readers import ReferenceSourceError
+from platform_assets.reference.sample_source_db import sample_vessel_rows
+from platform_assets.reference.source_tables import (
+    declared_gears_query,
+    source_tables,
+    transform_vessels,
+    vessels_query,
+)
+from resources.warehouse import DatabaseUrls, WarehouseResource
+
+log = logging.getLogger(__name__)
+
+URL_ENV = "SOURCE_DB_URL"
+SCHEMA_ENV = "SOURCE_DB_SCHEMA"
+#: The schema of the warehouse database that stands in for the Oracle registry by default.
+EMBEDDED_SCHEMA = "oracle_source"
+
+# Both queries must see one state of the registry. Oracle: a read-only transaction reads as of its
+# start. PostgreSQL: READ ONLY alone keeps read committed (one snapshot per statement), so ask for
+# REPEATABLE READ too.
+_READ_ONLY = {
+    "oracle": "SET TRANSACTION READ ONLY",
+    "postgresql": "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+}
+
+
+def read_only_statement(dialect_name: str) -> str:
+    """The statement that opens a consistent read-only transaction on this database."""
+    try:
+        return _READ_ONLY[dialect_name]
+    except KeyError:
+        raise ReferenceSourceError(
+            f"the vessel registry source must be Oracle or PostgreSQL, got {dialect_name!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where the registry is read from, resolved from the resource's fields and the environment."""
+
+    url: str | None  # None: the embedded default (the warehouse database)
+    schema: str | None  # None: the connecting user's default schema
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    @property
+    def vessels_table(self) -> str:
+        """The registry's main table, schema-qualified, e.g. `oracle_source.NAVIRES`."""
+        name = source_tables(self.schema).vessels.name
+        return f"{self.schema}.{name}" if self.schema else name
+
+    def describe(self) -> str:
+        """For metadata and errors: the vessels table, and the URL without its password."""
+        if self.url is None:
+            return self.vessels_table
+        safe = make_url(self.url).render_as_string(hide_password=True)
+        return f"{safe} {self.vessels_table}"
+
+
+@functools.cache
+def _source_engine(url: str) -> sa.Engine:
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+
+
+def _sqlalchemy_url(raw: str) -> str:
+    """PostgreSQL URLs get the psycopg 3 driver like the warehouse; others are taken as given."""
+    url = make_url(raw.replace("postgres://", "postgresql://", 1))
+    if url.get_backend_name() == "postgresql":
+        return DatabaseUrls.parse(raw).sqlalchemy
+    return raw
+
+
+class SourceDatabaseResource(ConfigurableResource):
+    """The vessel registry (Oracle `NAVIRES` tables); see the module docstring for defaults."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. oracle+oracledb://user:pass@host:1521/?service_name=X; "
+        f"empty means {URL_ENV}, else the warehouse database's `{EMBEDDED_SCHEMA}` schema.",
+    )
+    schema_name: str | None = Field(
+        default=None,
+        description=f"schema (Oracle owner) of the registry tables; empty means {SCHEMA_ENV}, "
+        f"else `{EMBEDDED_SCHEMA}` for the embedded default and the user's schema otherwise.",
+    )
+
+    def location(self) -> SourceLocation:
+        """Resolve the URL and schema now (fields, then environment, then the embedded default)."""
+        url = self.url or os.environ.get(URL_ENV) or None
+        schema = self.schema_name or os.environ.get(SCHEMA_ENV) or None
+        if url is None and schema is None:
+            schema = EMBEDDED_SCHEMA
+        return SourceLocation(url, schema)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """A pooled engine on the source, shared per URL within the process."""
+        location = self.location()
+        if location.url is None:
+            return WarehouseResource().engine
+        return _source_engine(_sqlalchemy_url(location.url))
+
+    def describe(self) -> str:
+        """Where vessels come from, without the password (for metadata and error messages)."""
+        return self.location().describe()
+
+    def read_vessels(self) -> pd.DataFrame:
+        """Run the vessels and declared gears queries in one read-only transaction -> `vessels`.
+
+        Raises `ReferenceSourceError` naming the source table (and the vessel key, for a bad row).
+        """
+        location = self.location()
+        where = location.describe()
+        tables = source_tables(location.schema)
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql(read_only_statement(connection.dialect.name))
+                vessels = connection.execute(vessels_query(tables)).all()
+                gears = connection.execute(declared_gears_query(tables)).all()
+                connection.rollback()
+        except sa.exc.DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ReferenceSourceError(
+                f"{where}: cannot read the vessel registry: {reason}"
+            ) from exc
+        log.info("read %d vessels and %d declared gears from %s", len(vessels), len(gears), where)
+        try:
+            return transform_vessels(vessels, gears)
+        except ReferenceSourceError as exc:
+            raise ReferenceSourceError(f"{where}: {exc}") from exc
+
+
+def seed_sample_source(engine: sa.Engine, schema: str = EMBEDDED_SCHEMA, n: int = 300) -> int:
+    """(Re)create `schema`'s registry tables and fill them with `sample_vessel_rows(n)`.
+
+    One transaction, so readers see either the old or the new sample; running it twice leaves the
+    same rows. Returns the number of vessels.
+    """
+    tables = source_tables(schema)
+    rows = sample_vessel_rows(n)
+    with engine.begin() as connection:
+        connection.execute(CreateSchema(schema, if_not_exists=True))
+        tables.metadata.drop_all(connection)
+        tables.metadata.create_all(connection)
+        for table in tables.metadata.sorted_tables:
+            if rows[table.name]:
+                connection.execute(table.insert(), rows[table.name])
+    return len(rows["NAVIRES"])
