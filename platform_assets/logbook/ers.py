@@ -18,16 +18,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from lxml import etree
+from lxml.etree import _Element
 
-ERS_NAMESPACE = "http://ec.europa.eu/fisheries/schema/ers/v3"
-
-# Full tag -> local name. Seeded for the ERS v3 namespace and no namespace; other namespaces are
-# added on first sight (bounded, so random input cannot grow it without limit).
+# Full tag -> local name, filled on first sight of each tag (bounded, so that random input cannot
+# grow it without limit): the hot loops then do one dict lookup per element and no string work.
 _NAMES: dict[Any, str] = {}
 _NAMES_LIMIT = 4096
 
-_Element = etree._Element
 Report = dict[str, Any]
 
 
@@ -44,44 +41,34 @@ def _name(tag: Any) -> str:
     return name
 
 
-for _local in (
-    "OPS DAT COR DEL RET QUE RSP ERS LOG ELOG ECPS EDCI DEP FAR DIS EOF PNO RTP LAN RLC TRA "
-    "COE COX CRO TRZ INS PNT GEA SPE RAS PRO POS ESPE EFAR ERTP ERAS GES GER"
-).split():
-    _NAMES[_local] = _local
-    _NAMES[f"{{{ERS_NAMESPACE}}}{_local}"] = _local
-
-
 # --- scalar fields -------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def when(date: str | None, time: str | None = None) -> tuple[datetime | None, str | None]:
     """``(aware UTC datetime, 'YYYY-MM-DDTHH:MM:SSZ')`` of an ERS date and optional time.
 
-    Cached: a day's messages share a handful of dates and times. Seconds are dropped, as the
-    reference does; no date gives ``(None, None)``.
+    Seconds are dropped, as the reference does; no date gives ``(None, None)``. Cached because a
+    message repeats its timestamps (OD/OT is usually RD/RT, log entries share a day).
     """
     if not date:
         return None, None
-    if len(date) != 10 or date[4] != "-" or date[7] != "-" or not date.isascii():
+    if len(date) != 10 or date[4] != "-" or date[7] != "-":
         raise ValueError(f"date {date!r} is not YYYY-MM-DD")
-    year, month, day = date[:4], date[5:7], date[8:]
-    hour = minute = "0"
     if time:
         if len(time) == 8 and time[5] == ":":
             time = time[:5]
-        if len(time) != 5 or time[2] != ":" or not time.isascii():
+        if len(time) != 5 or time[2] != ":":
             raise ValueError(f"time {time!r} is not HH:MM")
-        hour, minute = time[:2], time[3:]
-    parts = (year, month, day, hour, minute)
-    if not all(part.isdigit() for part in parts):
-        raise ValueError(f"date/time {date!r} {time!r} is not a valid date")
+        text = f"{date}T{time}"
+    else:
+        text = f"{date}T00:00"
     try:
-        naive = datetime(*(int(part) for part in parts))  # type: ignore[misc]
-    except ValueError as exc:
-        raise ValueError(f"date/time {date!r} {time!r}: {exc}") from None
-    return naive.replace(tzinfo=UTC), naive.isoformat() + "Z"
+        # The shape is checked above; fromisoformat (C) checks the digits and the calendar.
+        naive = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"date {date!r} time {time!r} is not a valid date and time") from None
+    return naive.replace(tzinfo=UTC), f"{text}:00Z"
 
 
 def number(raw: str | None, field: str) -> float | None:
@@ -116,6 +103,7 @@ def integer(raw: str | None, field: str) -> int | None:
 # These run once per catch line, dozens of times per message. Attributes are read with one ``get``
 # each (the cheapest lxml accessor), children through a slice (built in C, several times faster
 # than lxml's child iterator), and result dicts are built as one literal so they never resize.
+
 
 def _fao_zone(get: Callable[[str], str | None]) -> str:
     """FAO zone of a RAS: the non-empty area levels joined with dots ('27.7.d'); '' if none."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,12 +105,14 @@ def _parser(forced_utf8: bool = False) -> etree.XMLParser:
 
 
 def _describe(source: str, operation_number: str | None, reason: object) -> str:
+    """Error text naming the message: its source, its operation number once known, the reason."""
     if operation_number:
         return f"{source} (operation {operation_number}): {reason}"
     return f"{source}: {reason}"
 
 
 def _root(data: bytes, forced_utf8: bool, source: str, what: str) -> etree._Element:
+    """Root element of ``data`` (padding stripped); empty or ill-formed input raises."""
     data = data.strip(_PADDING)
     if not data:
         raise LogbookParsingError(_describe(source, None, f"empty {what}"))
@@ -127,12 +130,16 @@ def _unwrap(envelope: etree._Element, source: str) -> bytes:
     try:
         compressed = base64.b64decode(text)
     except ValueError as exc:  # binascii.Error, or non-ASCII text
-        raise LogbookParsingError(_describe(source, None, f"BASE64DATA is not base64: {exc}")) from exc
+        raise LogbookParsingError(
+            _describe(source, None, f"BASE64DATA is not base64: {exc}")
+        ) from exc
     inflater = zlib.decompressobj(wbits=31)  # 31: gzip container
     try:
         raw = inflater.decompress(compressed, MAX_DECODED_BYTES)
     except zlib.error as exc:
-        raise LogbookParsingError(_describe(source, None, f"BASE64DATA is not gzip: {exc}")) from exc
+        raise LogbookParsingError(
+            _describe(source, None, f"BASE64DATA is not gzip: {exc}")
+        ) from exc
     if inflater.unconsumed_tail:
         raise LogbookParsingError(
             _describe(source, None, f"BASE64DATA inflates beyond {MAX_DECODED_BYTES} bytes")
@@ -143,6 +150,9 @@ def _unwrap(envelope: etree._Element, source: str) -> bytes:
 
 
 def _parse_tree(root: etree._Element, source: str, envelope_allowed: bool) -> ParsedMessage:
+    """Dispatch on the root element: FLUX, ERS, or one BASE64DATA envelope around either."""
+    parse: Callable[[etree._Element], tuple[str, dict[str, Any], list[dict[str, Any]]]]
+    number_of: Callable[[etree._Element], str | None]
     tag = root.tag
     if tag == flux.ROOT_TAG:
         parse, number_of, transmission_format = (
@@ -150,9 +160,9 @@ def _parse_tree(root: etree._Element, source: str, envelope_allowed: bool) -> Pa
             flux.operation_number,
             "FLUX",
         )
-    elif ers._name(tag) == "OPS":
+    elif tag.rpartition("}")[2] == "OPS":  # any namespace, as the reference accepts
         parse, number_of, transmission_format = ers.parse_ops, ers.operation_number, "ERS"
-    elif envelope_allowed and ers._name(tag) == "BASE64DATA":
+    elif envelope_allowed and tag.rpartition("}")[2] == "BASE64DATA":
         inner = _root(_unwrap(root, source), False, source, "BASE64DATA content")
         return _parse_tree(inner, source, envelope_allowed=False)
     else:
@@ -180,7 +190,9 @@ def parse_message(xml: bytes | str, *, source: str = "<message>") -> ParsedMessa
     elif isinstance(xml, bytes | bytearray | memoryview):
         root = _root(bytes(xml), False, source, "message")
     else:
-        raise LogbookParsingError(_describe(source, None, f"expected bytes or str, got {type(xml)}"))
+        raise LogbookParsingError(
+            _describe(source, None, f"expected bytes or str, got {type(xml)}")
+        )
     return _parse_tree(root, source, envelope_allowed=True)
 
 
