@@ -68,7 +68,9 @@ def tick_sensors(defs: Definitions, instance: DagsterInstance) -> list[tuple[str
             data = sensor.evaluate_tick(context)
         succeeded = 0
         for request in data.run_requests or []:
-            job = defs.resolve_job_def(request.job_name or sensor.job_name)
+            job_name = request.job_name or sensor.job_name
+            assert job_name, f"sensor {sensor.name} requested a run without a job"
+            job = defs.resolve_job_def(job_name)
             result = job.execute_in_process(
                 run_config=request.run_config,
                 tags=request.tags,

@@ -204,3 +204,11 @@ class WarehouseResource(ConfigurableResource):
             yield conn
         finally:
             conn.close()
+
+
+def fetch_one(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[Any, ...]:
+    """The single row a query must return (an aggregate, a RETURNING of one row)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise WarehouseError(f"query returned no row: {sql.strip()[:80]}")
+    return row

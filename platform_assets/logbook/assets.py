@@ -31,7 +31,7 @@ from platform_assets.logbook.load import (
     replay_quarantine,
 )
 from platform_assets.ops.catalog import ingested_hashes, record_ingested
-from resources.warehouse import WarehouseResource, state_dir
+from resources.warehouse import WarehouseResource, fetch_one, state_dir
 
 DOMAIN = "logbook"
 RAW_MESSAGES = AssetKey(["logbook", "logbook_raw_messages"])
@@ -65,7 +65,7 @@ class LogbookIngestConfig(Config):
 
 def _quarantine_summary(warehouse: WarehouseResource) -> tuple[int, list[dict]]:
     with warehouse.connect() as conn:
-        count = conn.execute("SELECT count(*) FROM logbook.logbook_quarantine").fetchone()[0]
+        count = fetch_one(conn, "SELECT count(*) FROM logbook.logbook_quarantine")[0]
         sample = conn.execute(
             "SELECT source_file, member, left(error, 200) FROM logbook.logbook_quarantine "
             "ORDER BY last_attempt_at DESC LIMIT 5"
@@ -178,7 +178,7 @@ def logbook_messages(
             f"{result.new_messages} new, {result.reports} reports, {result.quarantined} quarantined "
             f"({rate:,.0f} msg/s so far)"
         )
-    common = {
+    common: dict[str, int | str] = {
         "files": len(files),
         "files_already_ingested": skipped,
         "messages": totals.messages,
@@ -208,11 +208,12 @@ def logbook_reports_resolved(warehouse: WarehouseResource) -> MaterializeResult:
             "SELECT coalesce(log_type, '-'), count(*) FROM logbook.logbook_reports_resolved "
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        acknowledged = conn.execute(
+        acknowledged = fetch_one(
+            conn,
             "SELECT count(*) FILTER (WHERE is_acknowledged), "
             "count(*) FILTER (WHERE is_acknowledged = false), count(*) FILTER (WHERE is_corrected) "
-            "FROM logbook.logbook_reports_resolved"
-        ).fetchone()
+            "FROM logbook.logbook_reports_resolved",
+        )
     total = sum(n for _, n in by_type)
     return MaterializeResult(
         metadata={

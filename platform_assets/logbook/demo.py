@@ -1,21 +1,18 @@
 """Sample logbook traffic for the demo: one archive in the inbox."""
 
-from pathlib import Path
-
 from platform_assets.logbook.assets import LogbookInboxResource
 from platform_assets.logbook.samples import write_sample_archive
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, fetch_one
 
 DEMO_ARCHIVE = "hub_sample_20260302.zip"
 
 
-def prepare_demo(warehouse: WarehouseResource) -> Path:
+def prepare_demo(warehouse: WarehouseResource) -> None:
     """Drop the sample archive (40 messages of whole trips + 1 malformed) into the inbox."""
     inbox = LogbookInboxResource().path()
     target = inbox / DEMO_ARCHIVE
     if not target.exists():
         write_sample_archive(target)
-    return target
 
 
 def summary(warehouse: WarehouseResource) -> list[str]:
@@ -26,7 +23,7 @@ def summary(warehouse: WarehouseResource) -> list[str]:
             "coalesce(acknowledgement_return_status, '-') "
             "FROM logbook.logbook_reports_resolved ORDER BY activity_datetime_utc DESC NULLS LAST LIMIT 6"
         ).fetchall()
-        quarantined = conn.execute("SELECT count(*) FROM logbook.logbook_quarantine").fetchone()[0]
+        quarantined = fetch_one(conn, "SELECT count(*) FROM logbook.logbook_quarantine")[0]
     lines = ["latest logbook reports (resolved view):"]
     lines += [
         f"  {at:%Y-%m-%d %H:%M}  {name:<16} {cfr}  {log_type:<4} {op}  ack {ack}"

@@ -109,6 +109,11 @@ def store_messages(
 ) -> LoadResult:
     """Insert the new messages and their reports in the connection's transaction."""
     result = LoadResult(messages=len(messages))
+    # A message repeated within the batch is stored once (its reports too).
+    unique = list(
+        {parsed.operation_number: (raw, parsed) for raw, parsed in reversed(messages)}.values()
+    )
+    messages = unique[::-1]
     if not messages:
         return result
     _stage_tables(conn)
@@ -134,7 +139,7 @@ def store_messages(
                         values[value_at] = Jsonb(values[value_at])
                     copy.write_row(values)
         cols = ", ".join(ROW_KEYS)
-        new, reports = cur.execute(
+        counts = cur.execute(
             f"""
             WITH new AS (
                 INSERT INTO logbook.logbook_raw_messages ({", ".join(RAW_COLUMNS)})
@@ -151,8 +156,10 @@ def store_messages(
             SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM reports)
             """
         ).fetchone()
+    assert counts is not None  # an aggregate SELECT always returns its row
+    new, reports = counts
     result.new_messages = new
-    result.already_known = len(messages) - new
+    result.already_known = result.messages - new
     result.reports = reports
     return result
 

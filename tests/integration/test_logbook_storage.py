@@ -54,6 +54,13 @@ def test_a_batch_is_stored_once_however_often_it_is_loaded(warehouse: WarehouseR
     assert _count(warehouse, "logbook_reports") == 28
 
 
+def test_a_message_repeated_in_a_fresh_batch_is_stored_once(warehouse: WarehouseResource) -> None:
+    raws = _raws(4)
+    result = _ingest(warehouse, raws + raws)
+    assert (result.messages, result.new_messages, result.already_known) == (8, 4, 4)
+    assert _count(warehouse, "logbook_reports") == 4
+
+
 def test_two_concurrent_loads_of_the_same_messages_store_them_once(
     warehouse: WarehouseResource,
 ) -> None:
