@@ -25,9 +25,10 @@ DemoPreparer = Callable[[WarehouseResource], None]
 def demo_preparers() -> list[DemoPreparer]:
     """The sample-data seeders of the domains that need one."""
     from platform_assets.logbook.demo import prepare_demo as logbook_samples
+    from platform_assets.processing.sample import prepare_demo as processing_routines
     from platform_assets.reference.demo import prepare_demo as reference_source
 
-    return [reference_source, logbook_samples]
+    return [reference_source, logbook_samples, processing_routines]
 
 
 DemoSummary = Callable[[WarehouseResource], list[str]]
@@ -63,7 +64,7 @@ def tick_sensors(defs: Definitions, instance: DagsterInstance) -> list[tuple[str
     outcomes = []
     for declared in defs.sensors or []:
         sensor = defs.resolve_sensor_def(declared.name)
-        resources = dict(defs.resources or {})
+        resources = defs.get_repository_def().get_top_level_resources()
         with build_sensor_context(instance=instance, resources=resources) as context:
             data = sensor.evaluate_tick(context)
         succeeded = 0
@@ -91,6 +92,8 @@ def run_demo() -> int:
     started = time.perf_counter()
     urls: DatabaseUrls = resolve_database_urls()
     os.environ.update(dagster_environment(urls))
+    # Ticked once here, change-feed sensors must not wait for notifications that will not come.
+    os.environ.setdefault("FISHNET_SENSOR_WAIT_SECONDS", "0")
     print(f"warehouse: {urls.url!r}")
     upgrade(urls)
     warehouse = WarehouseResource(database_url=urls.libpq)

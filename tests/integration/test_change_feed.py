@@ -1,0 +1,359 @@
+"""The change outbox and its reader on a real PostgreSQL: exactly once, whatever the commit order."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from platform_assets.processing.change_feed import (
+    CHANNEL,
+    ChangeFeedError,
+    FeedCursor,
+    FeedSpec,
+    next_batch,
+    prune,
+    read_events,
+    record_position,
+    replay_cursor,
+)
+from resources.warehouse import DatabaseUrls, WarehouseResource
+
+INPUTS = FeedSpec(consumer="test_inputs", tables=("processing.input",))
+
+_counter = iter(range(1, 10**9))
+
+
+def insert_inputs(conn: psycopg.Connection, count: int = 1) -> list[int]:
+    """Insert `count` inputs in one statement, as someone with psql would; their ids."""
+    names = [f"S2B_MSIL2A_test_{next(_counter)}" for _ in range(count)]
+    rows = conn.execute(
+        """
+        INSERT INTO processing.input (product_type, catalogue_id, name, source)
+        SELECT 'S2MSI2A', n, n, 'catalogue' FROM unnest(%s::text[]) AS n
+        RETURNING id
+        """,
+        (names,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.fixture
+def admin(warehouse: WarehouseResource) -> Iterator[psycopg.Connection]:
+    """An autocommit connection for writes that commit at once, and for the reader."""
+    with warehouse.connect(autocommit=True) as conn:
+        yield conn
+
+
+def drain(
+    conn: psycopg.Connection, spec: FeedSpec, cursor: FeedCursor
+) -> tuple[list[int], FeedCursor]:
+    """Read until nothing is left; the row keys delivered, in order, and the final cursor."""
+    keys: list[int] = []
+    for _ in range(10_000):
+        result = read_events(conn, spec, cursor)
+        cursor = result.cursor
+        if not result.events:
+            return keys, cursor
+        keys += [e.row_key for e in result.events]
+    raise AssertionError("the feed never ran dry")
+
+
+def test_one_event_per_row_one_notification_per_statement(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    with warehouse.connect(autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        three = insert_inputs(admin, 3)
+        two = insert_inputs(admin, 2)
+        admin.execute("UPDATE processing.input SET tile = '31TCJ' WHERE id = ANY(%s)", (three[:2],))
+        # statements that change nothing record nothing and wake nobody
+        admin.execute(
+            "INSERT INTO processing.input (product_type, catalogue_id, name, source) "
+            "SELECT product_type, catalogue_id, name, source FROM processing.input "
+            "ON CONFLICT (catalogue_id) DO NOTHING"
+        )
+        admin.execute("UPDATE processing.input SET tile = 'x' WHERE false")
+        admin.execute(f"SELECT pg_notify('{CHANNEL}', 'end-of-test')")
+
+        payloads: list[str] = []
+        deadline = time.monotonic() + 10
+        while "end-of-test" not in payloads and time.monotonic() < deadline:
+            payloads += [n.payload for n in listener.notifies(timeout=1, stop_after=1)]
+
+    assert payloads == ["processing.input"] * 3 + ["end-of-test"]
+    events = admin.execute(
+        "SELECT table_name, operation, row_key FROM ops.change_event ORDER BY id"
+    ).fetchall()
+    assert events == (
+        [("processing.input", "INSERT", k) for k in three + two]
+        + [("processing.input", "UPDATE", k) for k in three[:2]]
+    )
+
+
+def test_out_of_order_commits_are_each_delivered_once(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    with warehouse.connect() as slow:  # transaction A: takes the lower event id, commits last
+        (a,) = insert_inputs(slow, 1)
+        (b,) = insert_inputs(admin, 1)  # transaction B: later id, committed first
+
+        first = read_events(admin, INPUTS, FeedCursor())
+        assert [e.row_key for e in first.events] == [b]
+        # the watermark stays at or below A, which may still commit
+        a_txid = int(slow.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
+        assert first.cursor.xmin <= a_txid
+        assert read_events(admin, INPUTS, first.cursor).events == ()
+        slow.commit()
+
+    second = read_events(admin, INPUTS, first.cursor)
+    assert [e.row_key for e in second.events] == [a]
+    assert read_events(admin, INPUTS, second.cursor).events == ()
+    # once A finished the watermark passes both, and the cursor forgets what it no longer needs
+    assert second.cursor.xmin > a_txid
+    assert read_events(admin, INPUTS, second.cursor).cursor.seen == ()
+
+
+def test_aborted_transactions_deliver_nothing(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    with warehouse.connect() as aborted:
+        insert_inputs(aborted, 5)
+        aborted.rollback()
+    (kept,) = insert_inputs(admin, 1)
+    keys, cursor = drain(admin, INPUTS, FeedCursor())
+    assert keys == [kept]
+    assert cursor.xmin > 0
+
+
+def test_restart_from_a_stored_cursor(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    before = insert_inputs(admin, 4)
+    keys, cursor = drain(admin, INPUTS, FeedCursor())
+    assert keys == before
+    stored = cursor.to_json()
+
+    after = insert_inputs(admin, 2)
+    with warehouse.connect(autocommit=True) as restarted:  # a new process, from the stored JSON
+        keys, _ = drain(restarted, INPUTS, FeedCursor.parse(stored))
+    assert keys == after
+
+
+def test_cursor_json_round_trip_and_errors() -> None:
+    cursor = FeedCursor(2**63 + 5, (9, 3))
+    assert FeedCursor.parse(cursor.to_json()) == FeedCursor(2**63 + 5, (3, 9))
+    assert cursor.to_json() == '{"xmin":"9223372036854775813","seen":[3,9]}'
+    assert FeedCursor.parse(None) == FeedCursor.parse("") == FeedCursor(0, ())
+    with pytest.raises(ChangeFeedError):
+        FeedCursor.parse('{"last_id": 3}')
+
+
+def test_same_incoming_cursor_reemits_the_same_batch(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    first_ids = insert_inputs(admin, 3)
+    start = FeedCursor()
+    first = next_batch(admin, INPUTS, start)
+    assert first.batch is not None and not first.batch.reemitted
+    assert [e.row_key for e in first.events] == first_ids
+
+    insert_inputs(admin, 2)  # more events arrive before the tick is retried
+    again = next_batch(admin, INPUTS, start)  # the cursor `first` returned was never stored
+    assert again.batch is not None and again.batch.reemitted
+    assert again.batch.batch_id == first.batch.batch_id
+    assert again.batch.run_key == first.batch.run_key
+    assert again.batch.event_ids == first.batch.event_ids
+    assert again.cursor == first.cursor
+
+    following = next_batch(admin, INPUTS, first.cursor)
+    assert following.batch is not None
+    assert following.batch.run_key != first.batch.run_key
+    assert len(following.batch.event_ids) == 2
+    assert set(following.batch.event_ids).isdisjoint(first.batch.event_ids)
+    nothing = next_batch(admin, INPUTS, following.cursor)
+    assert nothing.batch is None
+    rows = admin.execute("SELECT count(*) FROM ops.change_feed_batch").fetchone()
+    assert rows == (2,)
+
+
+def test_next_batch_needs_autocommit(warehouse: WarehouseResource) -> None:
+    with warehouse.connect() as conn, pytest.raises(ChangeFeedError, match="autocommit"):
+        next_batch(conn, INPUTS, FeedCursor())
+
+
+def test_limit_truncation_never_skips(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    spec = FeedSpec(consumer="small", tables=("processing.input",), max_events=2)
+    with warehouse.connect() as slow:
+        (held,) = insert_inputs(slow, 1)
+        committed = [k for _ in range(3) for k in insert_inputs(admin, 1)]
+        big = insert_inputs(admin, 5)  # one transaction larger than a read
+
+        keys, cursor = drain(admin, spec, FeedCursor())
+        assert keys == committed + big
+        slow.commit()
+    keys, cursor = drain(admin, spec, cursor)
+    assert keys == [held]
+    assert drain(admin, spec, cursor)[0] == []
+
+
+def test_truncated_read_keeps_the_watermark_below_undelivered_events(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    spec = FeedSpec(consumer="tiny", tables=("processing.input",), max_events=1)
+    first, second = insert_inputs(admin, 1), insert_inputs(admin, 1)
+    result = read_events(admin, spec, FeedCursor())
+    assert [e.row_key for e in result.events] == first
+    second_txid = admin.execute(
+        "SELECT txid::text FROM ops.change_event WHERE row_key = %s", (second[0],)
+    ).fetchone()
+    assert result.cursor.xmin <= int(second_txid[0])
+    assert [e.row_key for e in read_events(admin, spec, result.cursor).events] == second
+
+
+def test_concurrent_writers_each_event_exactly_once(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    """Writers commit and abort in random order while a reader with small batches keeps up."""
+    committed: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        with warehouse.connect() as conn:
+            for _ in range(25):
+                ids = insert_inputs(conn, rng.randint(1, 8))
+                time.sleep(rng.random() * 0.02)  # hold the transaction open: commits reorder
+                if rng.random() < 0.15:
+                    conn.rollback()
+                else:
+                    conn.commit()
+                    with lock:
+                        committed.extend(ids)
+
+    spec = FeedSpec(consumer="stress", tables=("processing.input",), max_events=7)
+    delivered: list[int] = []
+    cursor = FeedCursor()
+    threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(6)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads) or not stop.is_set():
+        if not any(t.is_alive() for t in threads):
+            stop.set()  # one more full drain after the last commit
+        result = next_batch(admin, spec, cursor)
+        cursor = result.cursor
+        delivered += [e.row_key for e in result.events]
+    delivered += drain(admin, spec, cursor)[0]
+
+    duplicates = [k for k, n in Counter(delivered).items() if n > 1]
+    assert duplicates == []
+    assert sorted(delivered) == sorted(committed)
+
+
+def test_tables_operations_and_filter(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    ids = insert_inputs(admin, 4)
+    admin.execute("UPDATE processing.input SET tile = '31TDJ' WHERE id = %s", (ids[0],))
+    updates = FeedSpec(consumer="updates", tables=("processing.input",), operations=("UPDATE",))
+    assert drain(admin, updates, FeedCursor())[0] == [ids[0]]
+    even = FeedSpec(
+        consumer="even",
+        tables=("processing.input",),
+        filter_sql="e.row_key % 2 = 0",  # a literal % must survive psycopg's placeholders
+    )
+    assert drain(admin, even, FeedCursor())[0] == [k for k in ids if k % 2 == 0]
+    other = FeedSpec(consumer="other", tables=("processing.product",))
+    assert drain(admin, other, FeedCursor())[0] == []
+
+
+def test_pruning_respects_the_slowest_consumer(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    fast = FeedSpec(consumer="fast", tables=("processing.input",))
+    slow = FeedSpec(consumer="slow", tables=("processing.input",))
+    early = insert_inputs(admin, 3)
+    _, slow_cursor = drain(admin, slow, FeedCursor())
+    late = insert_inputs(admin, 3)
+    _, fast_cursor = drain(admin, fast, FeedCursor())
+    record_position(admin, "fast", fast_cursor)
+
+    # "slow" never recorded a position: nothing may go
+    result = prune(admin, ["fast", "slow"])
+    assert result.events_deleted == 0 and result.missing_consumers == ("slow",)
+
+    record_position(admin, "slow", slow_cursor)
+    result = prune(admin, ["fast", "slow"])
+    assert result.watermark == slow_cursor.xmin
+    assert result.events_deleted == len(early)
+    # the slow consumer still gets everything it has not read
+    assert drain(admin, slow, slow_cursor)[0] == late
+    # consumers that are not expected (a removed sensor) do not hold the outbox
+    record_position(admin, "removed", FeedCursor())
+    record_position(admin, "slow", fast_cursor)
+    assert prune(admin, ["fast", "slow"]).events_deleted == len(late)
+
+
+def test_pruning_batches(warehouse: WarehouseResource, admin: psycopg.Connection) -> None:
+    insert_inputs(admin, 2)
+    first = next_batch(admin, INPUTS, FeedCursor())
+    insert_inputs(admin, 1)
+    second = next_batch(admin, INPUTS, first.cursor)
+    assert first.batch and second.batch
+
+    def left() -> list[int]:
+        return [
+            r[0] for r in admin.execute("SELECT batch_id FROM ops.change_feed_batch ORDER BY 1")
+        ]
+
+    # Dagster stored first.cursor; the tick reading `second` may be retried from it
+    record_position(admin, INPUTS.consumer, first.cursor)
+    assert prune(admin, [INPUTS.consumer], keep_batches=timedelta(hours=1)).batches_deleted == 0
+    prune(admin, [INPUTS.consumer], keep_batches=timedelta(0))
+    assert left() == [second.batch.batch_id]
+    record_position(admin, INPUTS.consumer, second.cursor)
+    prune(admin, [INPUTS.consumer], keep_batches=timedelta(0))
+    assert left() == []
+
+
+def test_replay_redelivers_with_new_run_keys(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    ids = insert_inputs(admin, 3)
+    first = next_batch(admin, INPUTS, FeedCursor())
+    assert first.batch and next_batch(admin, INPUTS, first.cursor).batch is None
+
+    cursor = replay_cursor(admin, INPUTS.consumer, since)
+    replayed = next_batch(admin, INPUTS, cursor)
+    assert replayed.batch is not None
+    assert [e.row_key for e in replayed.events] == ids
+    assert replayed.batch.run_key != first.batch.run_key
+
+
+def test_processing_migrations_downgrade_and_upgrade_again(empty_database: DatabaseUrls) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from migrations import alembic_config, current_revision, upgrade
+
+    upgrade(empty_database)
+    command.downgrade(alembic_config(empty_database), "0004")
+    with psycopg.connect(empty_database.libpq) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'processing' "
+            "OR tablename IN ('change_event', 'change_feed_batch', 'harvest_cursor')"
+        ).fetchone()
+    assert left == (0,)
+    upgrade(empty_database)
+    head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()
+    assert current_revision(empty_database) == head
