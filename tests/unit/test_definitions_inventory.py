@@ -1,0 +1,83 @@
+"""Every asset, check, job, sensor and schedule of the code location, listed: a removal shows here."""
+
+from __future__ import annotations
+
+from dagster import DefaultSensorStatus
+
+from platform_assets.definitions import defs
+
+ASSETS = {
+    "logbook/logbook_raw_messages",
+    "logbook/logbook_reports",
+    "logbook/logbook_reports_resolved",
+    "processing/input",
+    "reference/anchorages",
+    "reference/districts",
+    "reference/fishing_gear_codes",
+    "reference/fleet_segments",
+    "reference/ports",
+    "reference/species",
+    "reference/vessels",
+}
+REFERENCE_TABLES = (
+    "anchorages",
+    "districts",
+    "fishing_gear_codes",
+    "fleet_segments",
+    "ports",
+    "species",
+    "vessels",
+)
+CHECKS = {
+    "no_quarantined_messages@logbook/logbook_reports",
+    "declared_gears_known@reference/vessels",
+    "district_codes_known@reference/vessels",
+    "registry_ports_known@reference/vessels",
+    *(f"no_large_row_drop@reference/{t}" for t in REFERENCE_TABLES),
+    *(f"unique_non_null_keys@reference/{t}" for t in REFERENCE_TABLES),
+}
+JOBS = {
+    "all_assets_job",
+    "logbook_ingest_job",
+    "logbook_replay_job",
+    "processing_change_feed_prune_job",
+    "processing_harvest_job",
+    "processing_launcher_job",
+    "processing_orchestrator_job",
+    "reference_job",
+}
+SENSORS = {
+    "logbook_inbox_sensor",
+    "processing_new_inputs_sensor",
+    "processing_new_products_sensor",
+    "processing_ready_tasks_sensor",
+}
+SCHEDULES = {
+    "processing_change_feed_prune_schedule",
+    "processing_harvest_schedule",
+    "reference_daily_schedule",
+}
+
+
+def test_the_code_location_holds_exactly_these_definitions() -> None:
+    repo = defs.get_repository_def()
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == ASSETS
+    assert {
+        f"{k.name}@{k.asset_key.to_user_string()}" for k in repo.asset_graph.asset_check_keys
+    } == CHECKS
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == JOBS
+    assert {s.name for s in repo.sensor_defs} == SENSORS
+    assert {s.name for s in repo.schedule_defs} == SCHEDULES
+
+
+def test_automation_sensors_run_by_default() -> None:
+    repo = defs.get_repository_def()
+    assert {
+        s.name for s in repo.sensor_defs if s.default_status == DefaultSensorStatus.RUNNING
+    } == SENSORS
+
+
+def test_every_table_asset_lives_in_a_domain_schema() -> None:
+    schemas = {"reference", "logbook", "processing", "positions", "pois"}
+    for key in defs.get_repository_def().asset_graph.get_all_asset_keys():
+        assert key.path[0] in schemas, key
