@@ -1,0 +1,490 @@
+"""Planner behaviour: table-driven cases for the rules a user sees, properties for the rest."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from platform_assets.processing.planner import (
+    Assignment,
+    BusySlot,
+    ExistingVm,
+    Flavour,
+    Limits,
+    Plan,
+    PlanningInputError,
+    Resources,
+    TaskRequest,
+    first_fit,
+    lower_bound,
+    plan,
+)
+
+SMALL = Flavour("small", Resources(cpu=8.0, ram_mb=32 * 1024, storage_gb=100.0))
+BIG = Flavour("big", Resources(cpu=16.0, ram_mb=64 * 1024, storage_gb=400.0))
+HOUR = Limits(max_vms=10, horizon_s=3600)
+TOL = 1e-9
+
+
+def task(key: str, cpu: float = 1.0, ram_gb: float = 1.0, sto: float = 1.0, dur: int = 600, **kw):
+    return TaskRequest(key, cpu, int(ram_gb * 1024), sto, dur, **kw)
+
+
+def by_key(p: Plan) -> dict[str, Assignment]:
+    return {a.task_key: a for a in p.assignments}
+
+
+def reasons(p: Plan) -> dict[str, str]:
+    return {u.task_key: u.reason for u in p.unplaced}
+
+
+# --- invariants shared by table and property tests ------------------------------------------
+
+
+def check_plan(
+    p: Plan,
+    tasks: list[TaskRequest],
+    flavours: list[Flavour],
+    existing: list[ExistingVm],
+    limits: Limits,
+) -> None:
+    """Everything a caller relies on, whatever the input."""
+    keys = [t.key for t in tasks]
+    assigned = [a.task_key for a in p.assignments]
+    unplaced = [u.task_key for u in p.unplaced]
+    assert sorted(assigned + unplaced) == sorted(keys), "each task exactly once"
+    assert not set(assigned) & set(unplaced)
+    assert all(u.reason for u in p.unplaced)
+
+    caps = {vm.name: vm.flavour.capacity for vm in existing}
+    flavour_by_name = {f.name: f for f in flavours}
+    for name, flavour_name in p.new_vms:
+        assert name not in caps, "new VM names are unique"
+        caps[name] = flavour_by_name[flavour_name].capacity
+    assert len(existing) + len(p.new_vms) <= max(limits.max_vms, len(existing))
+    used = {a.vm_name for a in p.assignments}
+    assert used <= set(caps)
+    assert {name for name, _ in p.new_vms} <= used, "no idle new VM"
+
+    spec = {t.key: t for t in tasks}
+    for a in p.assignments:
+        t = spec[a.task_key]
+        assert a.end_s - a.start_s == t.duration_s
+        assert a.start_s >= t.earliest_start_s >= 0
+        assert a.end_s <= limits.horizon_s, "ends within the horizon"
+
+    # Capacity at every instant: usage only rises at a start, so checking starts is enough.
+    loads: dict[str, list[tuple[int, int, float, float, float]]] = defaultdict(list)
+    for a in p.assignments:
+        t = spec[a.task_key]
+        loads[a.vm_name].append((a.start_s, a.end_s, t.cpu, t.ram_mb, t.storage_gb))
+    for vm in existing:
+        for b in vm.busy:
+            slot = BusySlot(*b)
+            loads[vm.name].append(
+                (slot.start_s, slot.end_s, slot.load.cpu, slot.load.ram_mb, slot.load.storage_gb)
+            )
+    for name, items in loads.items():
+        cap = caps[name]
+        placed = [a for a in p.assignments if a.vm_name == name]
+        # Usage only rises where something starts; check those instants while a task of ours runs
+        # (the started load alone may already be over capacity: that is the caller's input).
+        for s in sorted({max(i[0], 0) for i in items}):
+            if not any(a.start_s <= s < a.end_s for a in placed):
+                continue
+            now = [i for i in items if i[0] <= s < i[1]]
+            assert sum(i[2] for i in now) <= cap.cpu * (1 + TOL) + TOL, (name, s)
+            assert sum(i[3] for i in now) <= cap.ram_mb, (name, s)
+            assert sum(i[4] for i in now) <= cap.storage_gb * (1 + TOL) + TOL, (name, s)
+
+    started_end = {
+        BusySlot(*b).task_key: (vm.name, BusySlot(*b).end_s) for vm in existing for b in vm.busy
+    }
+    where = by_key(p)
+    for t in tasks:
+        if t.key not in where or t.preceding is None:
+            continue
+        a = where[t.key]
+        if t.preceding in where:
+            before = where[t.preceding]
+            assert a.start_s >= before.end_s, "chain order"
+            if t.same_vm_as_preceding:
+                assert a.vm_name == before.vm_name, "same VM as predecessor"
+        else:
+            assert t.preceding in started_end, "predecessor of a placed task is known"
+            vm_name, end = started_end[t.preceding]
+            assert a.start_s >= end
+            if t.same_vm_as_preceding:
+                assert a.vm_name == vm_name
+
+
+# --- table-driven behaviour ---------------------------------------------------------------
+
+
+def test_single_task_goes_on_one_new_vm_at_time_zero() -> None:
+    p = plan([task("a")], [SMALL], [], HOUR)
+    assert p.assignments == (Assignment("a", "new-vm-1", 0, 600),)
+    assert p.new_vms == (("new-vm-1", "small"),)
+    assert p.unplaced == ()
+
+
+@pytest.mark.parametrize(
+    ("tasks", "horizon", "vms"),
+    [
+        # two 6-CPU tasks cannot overlap on 8 CPUs but fit one after the other
+        ([task("a", cpu=6, dur=1800), task("b", cpu=6, dur=1800)], 3600, 1),
+        # same tasks, no time to run them back to back
+        ([task("a", cpu=6, dur=1800), task("b", cpu=6, dur=1800)], 3000, 2),
+        # RAM is the binding resource
+        ([task("a", ram_gb=20, dur=3600), task("b", ram_gb=20, dur=3600)], 3600, 2),
+        # storage is the binding resource
+        ([task("a", sto=60, dur=3600), task("b", sto=60, dur=3600)], 3600, 2),
+        # eight 1-CPU tasks share one VM concurrently
+        ([task(f"t{i}", cpu=1, dur=3600) for i in range(8)], 3600, 1),
+        ([task(f"t{i}", cpu=1, dur=3600) for i in range(9)], 3600, 2),
+    ],
+)
+def test_vm_count_follows_the_binding_resource(
+    tasks: list[TaskRequest], horizon: int, vms: int
+) -> None:
+    limits = Limits(max_vms=10, horizon_s=horizon)
+    p = plan(tasks, [SMALL], [], limits)
+    check_plan(p, tasks, [SMALL], [], limits)
+    assert len(p.new_vms) == vms
+    assert p.unplaced == ()
+
+
+@pytest.mark.parametrize(
+    ("tasks", "limits", "expected"),
+    [
+        (
+            [task("x", ram_gb=64)],
+            HOUR,
+            {"x": "needs 64 GB RAM, largest flavour has 32 GB"},
+        ),
+        ([task("x", cpu=12)], HOUR, {"x": "needs 12 CPU, largest flavour has 8 CPU"}),
+        (
+            [task("x", sto=500)],
+            HOUR,
+            {"x": "needs 500 GB storage, largest flavour has 100 GB"},
+        ),
+        (
+            [task("x", dur=7200)],
+            HOUR,
+            {"x": "would end after the horizon (needs 7200 s, horizon 3600 s)"},
+        ),
+        (
+            [task("x", dur=1200, earliest_start_s=3000)],
+            HOUR,
+            {
+                "x": "would end after the horizon (earliest start 3000 s, needs 1200 s, horizon 3600 s)"
+            },
+        ),
+        (
+            [task("a", dur=3000), task("b", dur=1000, preceding="a")],
+            HOUR,
+            {
+                "b": "would end after the horizon (earliest start 3000 s, needs 1000 s, horizon 3600 s)"
+            },
+        ),
+        (
+            [task("a", ram_gb=64), task("b", preceding="a"), task("c", preceding="b")],
+            HOUR,
+            {
+                "a": "needs 64 GB RAM, largest flavour has 32 GB",
+                "b": "preceding task a is unplaced",
+                "c": "preceding task b is unplaced",
+            },
+        ),
+        (
+            [task("a", cpu=8, dur=3600), task("b", cpu=8, dur=3000), task("c", preceding="b")],
+            Limits(max_vms=1, horizon_s=3600),
+            {"b": "max_vms=1 reached", "c": "preceding task b is unplaced"},
+        ),
+        (
+            [task("a", preceding="ghost")],
+            HOUR,
+            {"a": "preceding task ghost is neither requested nor started on an existing VM"},
+        ),
+        (
+            [task("a", preceding="b"), task("b", preceding="a"), task("c", preceding="a")],
+            HOUR,
+            {
+                "a": "preceding tasks form a cycle (a -> b -> a)",
+                "b": "preceding tasks form a cycle (a -> b -> a)",
+                "c": "preceding task a is unplaced",
+            },
+        ),
+    ],
+)
+def test_unplaced_tasks_name_the_limit(
+    tasks: list[TaskRequest], limits: Limits, expected: dict[str, str]
+) -> None:
+    p = plan(tasks, [SMALL], [], limits)
+    check_plan(p, tasks, [SMALL], [], limits)
+    assert reasons(p) == expected
+
+
+def test_capacity_reason_when_no_single_flavour_has_everything() -> None:
+    cpu_heavy = Flavour("cpu", Resources(cpu=32, ram_mb=8 * 1024, storage_gb=100))
+    ram_heavy = Flavour("ram", Resources(cpu=4, ram_mb=128 * 1024, storage_gb=100))
+    p = plan([task("x", cpu=16, ram_gb=64)], [cpu_heavy, ram_heavy], [], HOUR)
+    assert reasons(p) == {
+        "x": "needs 16 CPU, 64 GB RAM, 1 GB storage at once, no flavour has all of it"
+    }
+
+
+def test_chain_runs_in_order_and_shares_the_vm_when_asked() -> None:
+    tasks = [
+        task("a", cpu=4, dur=600),
+        task("b", cpu=4, dur=600, preceding="a", same_vm_as_preceding=True),
+        task("c", cpu=4, dur=600, preceding="b"),
+        task("d", cpu=4, dur=600, preceding="b", same_vm_as_preceding=True),
+    ]
+    p = plan(tasks, [SMALL], [], HOUR)
+    check_plan(p, tasks, [SMALL], [], HOUR)
+    where = by_key(p)
+    assert where["b"].start_s >= where["a"].end_s
+    assert where["b"].vm_name == where["a"].vm_name == where["d"].vm_name
+    assert where["c"].start_s >= where["b"].end_s
+    assert len(p.new_vms) == 1
+
+
+def test_earliest_start_is_respected() -> None:
+    p = plan([task("a", earliest_start_s=900)], [SMALL], [], HOUR)
+    assert by_key(p)["a"].start_s == 900
+
+
+def test_started_tasks_are_fixed_load_on_their_vm() -> None:
+    busy = (BusySlot(-600, 1800, Resources(6, 1024, 10), "running"),)
+    vm = ExistingVm("vm-a", SMALL, busy)
+    tasks = [task("x", cpu=4, dur=600), task("y", cpu=2, dur=600)]
+    p = plan(tasks, [SMALL], [vm], HOUR)
+    check_plan(p, tasks, [SMALL], [vm], HOUR)
+    where = by_key(p)
+    assert p.new_vms == (), "the existing VM has room once the started task ends"
+    assert where["y"] == Assignment("y", "vm-a", 0, 600), "2 CPUs are free beside it"
+    assert where["x"].start_s >= 1800, "4 CPUs are free only after it"
+
+
+def test_plain_tuples_are_accepted_as_busy_slots() -> None:
+    vm = ExistingVm("vm-a", SMALL, ((0, 3600, Resources(8, 1024, 10)),))  # type: ignore[arg-type]
+    p = plan([task("x")], [SMALL], [vm], HOUR)
+    assert by_key(p)["x"].vm_name == "new-vm-1"
+
+
+def test_chain_on_a_started_task_stays_on_its_vm() -> None:
+    busy = (BusySlot(-600, 1200, Resources(2, 1024, 10), "ingest"),)
+    vm = ExistingVm("vm-a", SMALL, busy)
+    tasks = [
+        task("process", dur=600, preceding="ingest", same_vm_as_preceding=True),
+        task("publish", dur=600, preceding="ingest"),
+    ]
+    p = plan(tasks, [SMALL], [vm], HOUR)
+    check_plan(p, tasks, [SMALL], [vm], HOUR)
+    assert by_key(p)["process"] == Assignment("process", "vm-a", 1200, 1800)
+    assert by_key(p)["publish"].start_s >= 1200
+
+
+def test_chain_on_a_started_task_that_cannot_fit_its_vm() -> None:
+    busy = (BusySlot(0, 3000, Resources(8, 1024, 10), "ingest"),)
+    vm = ExistingVm("vm-a", SMALL, busy)
+    tasks = [task("process", dur=1200, preceding="ingest", same_vm_as_preceding=True)]
+    p = plan(tasks, [SMALL], [vm], HOUR)
+    assert reasons(p) == {
+        "process": "would end after the horizon (earliest start 3000 s, needs 1200 s, horizon 3600 s)"
+    }
+    bigger = [task("process", cpu=12, preceding="ingest", same_vm_as_preceding=True)]
+    p = plan(bigger, [BIG], [vm], HOUR)
+    assert reasons(p) == {
+        "process": "needs 12 CPU, vm-a (same VM as preceding task ingest) has 8 CPU"
+    }
+
+
+def test_existing_vms_count_towards_max_vms() -> None:
+    vm = ExistingVm("vm-a", SMALL, (BusySlot(0, 3600, Resources(8, 1024, 10)),))
+    p = plan([task("x")], [SMALL], [vm], Limits(max_vms=1, horizon_s=3600))
+    assert reasons(p) == {"x": "max_vms=1 reached"}
+
+
+def test_new_vms_get_the_smallest_flavour_that_holds_their_peak() -> None:
+    tasks = [task("light", cpu=2), task("heavy", cpu=12, dur=3600)]
+    p = plan(tasks, [SMALL, BIG], [], HOUR)
+    check_plan(p, tasks, [SMALL, BIG], [], HOUR)
+    assert len(p.new_vms) == 1
+    assert p.new_vms[0][1] == "big"
+    p = plan([task("light", cpu=2)], [SMALL, BIG], [], HOUR)
+    assert p.new_vms == (("new-vm-1", "small"),)
+
+
+def test_new_vm_names_avoid_existing_names() -> None:
+    vm = ExistingVm("new-vm-1", SMALL, (BusySlot(0, 3600, Resources(8, 1024, 10)),))
+    p = plan([task("x")], [SMALL], [vm], HOUR)
+    assert p.new_vms == (("new-vm-2", "small"),)
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [task("a"), task("a")],
+        [task("a", dur=0)],
+        [task("a", cpu=-1)],
+        [task("a", earliest_start_s=-5)],
+    ],
+)
+def test_malformed_input_raises_with_the_task_key(tasks: list[TaskRequest]) -> None:
+    with pytest.raises(PlanningInputError, match="'a'"):
+        plan(tasks, [SMALL], [], HOUR)
+
+
+def test_requesting_a_started_task_again_is_an_error() -> None:
+    vm = ExistingVm("vm-a", SMALL, (BusySlot(0, 60, Resources(1, 1, 1), "a"),))
+    with pytest.raises(PlanningInputError, match="'a'"):
+        plan([task("a")], [SMALL], [vm], HOUR)
+
+
+def test_first_fit_keeps_input_order() -> None:
+    # Big task last: first fit puts the small ones first and needs a second VM for the big one.
+    tasks = [task("s1", cpu=3, dur=3600), task("s2", cpu=3, dur=3600), task("b", cpu=6, dur=1800)]
+    tasks += [task("b2", cpu=6, dur=1800)]
+    ff = first_fit(tasks, SMALL, HOUR)
+    check_plan(ff, tasks, [SMALL], [], HOUR)
+    assert by_key(ff)["s1"].vm_name == by_key(ff)["s2"].vm_name == "new-vm-1"
+    assert len(ff.new_vms) == 2
+    assert len(plan(tasks, [SMALL], [], HOUR).new_vms) == 2
+
+
+@pytest.mark.parametrize(
+    ("tasks", "horizon", "bound"),
+    [
+        ([], 3600, 0),
+        ([task("a", cpu=1, dur=60)], 3600, 1),
+        # area: 20 tasks x 4 CPU x 1 h on 8-CPU VMs for 1 h
+        ([task(f"t{i}", cpu=4, dur=3600) for i in range(20)], 3600, 10),
+        # five tasks of 5 CPU for 40 min in 1 h: area says 3.5, but no two fit together
+        ([task(f"t{i}", cpu=5, dur=2400) for i in range(5)], 3600, 5),
+        # chain forced to overlap: each of these must run during [1200, 2400)
+        ([task(f"t{i}", cpu=5, dur=2400, earliest_start_s=0) for i in range(3)], 3600, 3),
+        # tasks no flavour can hold are left out of the bound
+        ([task("big", cpu=99)], 3600, 0),
+    ],
+)
+def test_lower_bound(tasks: list[TaskRequest], horizon: int, bound: int) -> None:
+    limits = Limits(max_vms=100, horizon_s=horizon)
+    assert lower_bound(tasks, SMALL, limits) == bound
+    if tasks:
+        assert len(plan(tasks, [SMALL], [], limits).new_vms) >= bound
+
+
+# --- properties ---------------------------------------------------------------------------
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> tuple[list[TaskRequest], list[ExistingVm], Limits]:
+    horizon = draw(st.integers(20, 200))
+    n = draw(st.integers(1, 12))
+    tasks: list[TaskRequest] = []
+    for i in range(n):
+        pred = None
+        same = False
+        if i and draw(st.booleans()):
+            pred = f"t{draw(st.integers(0, i - 1)):02d}"
+            same = draw(st.booleans())
+        tasks.append(
+            TaskRequest(
+                key=f"t{i:02d}",
+                cpu=draw(st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 9.0])),
+                ram_mb=draw(st.integers(256, 40 * 1024)),
+                storage_gb=draw(st.floats(0, 120, allow_nan=False).map(lambda x: round(x, 1))),
+                duration_s=draw(st.integers(1, 80)),
+                preceding=pred,
+                same_vm_as_preceding=same,
+                earliest_start_s=draw(st.integers(0, 60)),
+            )
+        )
+    existing: list[ExistingVm] = []
+    for j in range(draw(st.integers(0, 2))):
+        slots = []
+        for k in range(draw(st.integers(0, 3))):
+            start = draw(st.integers(-30, horizon))
+            slots.append(
+                BusySlot(
+                    start,
+                    start + draw(st.integers(1, 100)),
+                    Resources(draw(st.floats(0, 8)), draw(st.integers(0, 32 * 1024)), 10.0),
+                    f"s{j}{k}" if draw(st.booleans()) else None,
+                )
+            )
+        existing.append(ExistingVm(f"vm{j}", SMALL, tuple(slots)))
+    # Some tasks chain onto started ones.
+    started = [s.task_key for vm in existing for s in vm.busy if s.task_key]
+    chain_on_started = draw(st.booleans())
+    if started and chain_on_started:
+        i = draw(st.integers(0, n - 1))
+        t = tasks[i]
+        tasks[i] = TaskRequest(
+            t.key, t.cpu, t.ram_mb, t.storage_gb, t.duration_s,
+            draw(st.sampled_from(started)), draw(st.booleans()), t.earliest_start_s,
+        )  # fmt: skip
+    max_vms = draw(st.integers(len(existing), len(existing) + 6))
+    order = draw(st.permutations(tasks))
+    return list(order), existing, Limits(max_vms=max_vms, horizon_s=horizon)
+
+
+PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROPS
+@given(instances())
+def test_plan_invariants_hold(inst: tuple[list[TaskRequest], list[ExistingVm], Limits]) -> None:
+    tasks, existing, limits = inst
+    p = plan(tasks, [SMALL], existing, limits)
+    check_plan(p, tasks, [SMALL], existing, limits)
+
+
+@PROPS
+@given(instances(), st.randoms(use_true_random=False))
+def test_plan_is_deterministic_and_ignores_input_order(
+    inst: tuple[list[TaskRequest], list[ExistingVm], Limits], rnd: random.Random
+) -> None:
+    tasks, existing, limits = inst
+    first = plan(tasks, [SMALL, BIG], existing, limits)
+    assert plan(tasks, [SMALL, BIG], existing, limits) == first
+    shuffled = list(tasks)
+    rnd.shuffle(shuffled)
+    assert plan(shuffled, [BIG, SMALL], existing, limits) == first
+
+
+@PROPS
+@given(instances())
+def test_no_worse_than_first_fit(inst: tuple[list[TaskRequest], list[ExistingVm], Limits]) -> None:
+    tasks, _, limits = inst
+    many = Limits(max_vms=100, horizon_s=limits.horizon_s)
+    ours = plan(tasks, [SMALL], [], many)
+    base = first_fit(tasks, SMALL, many)
+    check_plan(base, tasks, [SMALL], [], many)
+    assert (len(ours.unplaced), len(ours.new_vms)) <= (len(base.unplaced), len(base.new_vms))
+    assert len(ours.new_vms) >= lower_bound(tasks, SMALL, many) or ours.unplaced
+
+
+@PROPS
+@given(instances())
+def test_reasons_match_the_input(inst: tuple[list[TaskRequest], list[ExistingVm], Limits]) -> None:
+    tasks, existing, limits = inst
+    p = plan(tasks, [SMALL], existing, limits)
+    spec = {t.key: t for t in tasks}
+    for u in p.unplaced:
+        t = spec[u.task_key]
+        if u.reason.startswith("needs") and "RAM," in u.reason:
+            assert t.ram_mb > SMALL.capacity.ram_mb
+        if u.reason.startswith("would end after the horizon"):
+            assert f"needs {t.duration_s} s" in u.reason
+            assert f"horizon {limits.horizon_s} s" in u.reason
+        if u.reason.startswith("preceding task") and u.reason.endswith("is unplaced"):
+            assert t.preceding in reasons(p)
+        if u.reason.startswith("max_vms="):
+            assert u.reason == f"max_vms={limits.max_vms} reached"
