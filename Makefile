@@ -2,7 +2,8 @@
 # Both create .venv from uv.lock first; no PostgreSQL or Docker needed beforehand.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs for this Python (run as `python -m uv`)
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
@@ -12,10 +13,8 @@ PYTEST_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(UV):
-	$(PYTHON) -m pip install --user --quiet uv==0.13.8
-
-$(BIN)/fishnet: pyproject.toml uv.lock | $(UV)
+$(BIN)/fishnet: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet uv==0.13.8
 	$(UV) sync --frozen --extra test
 	@touch $@
 
