@@ -4,10 +4,11 @@
    parser against `lxml.etree.fromstring` on the same bytes. Targets: ERS >= 0.66, FLUX >= 0.26
    of that baseline (the reference implementation: 0.33 and 0.13).
 2. Ingestion: 100,000 sample ERS messages (platform_assets/logbook/samples.py) parsed and loaded
-   into PostgreSQL (raw + reports, idempotent COPY path) in batches, against lxml parse-only of
-   the same messages. The reference's batch rate was ~1,700 ERS msg/s, i.e. 0.0624 of its own lxml
-   baseline (benchmark_monitorfish_parsers.json); the target is 5x that: >= 0.312 of our lxml
-   baseline, or >= 8,500 msg/s in absolute terms on this kind of machine.
+   into PostgreSQL (raw + reports, the idempotent COPY path the asset uses) in batches of 10,000.
+   The reference's batch rate was ~1,711 ERS msg/s on its machine; the target is 5x that
+   (>= 8,556 msg/s). Because machines differ, the report also gives a machine-adjusted figure:
+   the reference rate scaled by how much faster `lxml.etree.fromstring` parses the same ERS corpus
+   here than it did there (27,403 msg/s), and our rate against that.
 
 Usage: .venv/bin/python benchmarks/logbook.py [--messages 100000] [--batch 10000]
 Writes benchmarks/results/logbook.json.
@@ -116,7 +117,17 @@ def main() -> None:
         report["parse"] = bench_parse(args.corpus, min_seconds=args.parse_seconds)
     else:
         report["parse"] = f"skipped: no corpus at {args.corpus}"
-    report["ingestion"] = bench_ingestion(args.messages, args.batch)
+    ingestion = bench_ingestion(args.messages, args.batch)
+    if isinstance(report["parse"], dict):
+        # The reference's batch rate, scaled by how much faster lxml parses the same corpus here
+        # than on the reference's machine: a machine-adjusted reference rate for this run.
+        lxml_here = report["parse"]["sets"]["ERS"]["baseline_lxml_fromstring"]["msg_per_s"]
+        adjusted = 1711.2 * lxml_here / 27402.9
+        ingestion["reference_batch_rate_machine_adjusted"] = round(adjusted, 1)
+        ingestion["speedup_vs_adjusted_reference"] = round(
+            ingestion["ingest_msg_per_s"] / adjusted, 2
+        )
+    report["ingestion"] = ingestion
     report["loadavg_after"] = os.getloadavg()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
