@@ -1,27 +1,39 @@
 """Change feed end to end: lost events, double handling and delay, with a consumer killed meanwhile.
 
 Writers (processes) insert inputs in transactions of 1-50 rows; some are held open for a random
-moment so commits go out of id order, some are rolled back. A consumer process evaluates the real
-change-feed sensor (`sensors.change_feed.change_feed_sensor`, through `build_sensor_context`) the way
-the daemon does: a tick, then the next one at the daemon's next loop iteration (every `--pause`
-seconds, 5 s in Dagster 1.13: `MIN_INTERVAL_LOOP_TIME`). After each tick it appends the run request
-to a log and then stores its cursor in a file; the benchmark SIGKILLs it a few times and restarts it,
-and two incarnations of it die on purpose in the windows that matter: once right after evaluating
-(the batch is recorded in the database, nothing stored: the next tick must re-emit it) and once
-after logging the run request but before storing the cursor (the same run key comes again).
+moment so commits go out of id order, some are rolled back. A consumer process evaluates the
+change-feed sensors (through `build_sensor_context`) the way the daemon does, in one of these
+variants, each on its own fresh database, all in the same benchmark run:
 
-Then: events lost (committed inputs no run request covers; must be 0), events handled twice (in
-two distinct run keys after de-duplicating by run key as Dagster does; must be 0), and the delay
-from a writer's commit to the run request (p50, p95, max), for all events and for those committed
-while the consumer was up (steady state), split by whether a tick was in flight at commit time.
+- `single`: the design before lanes, one sensor holding its own cursor (`evaluate_feed`, what
+  `change_feed_sensor` was): a tick, then the next one at the daemon's next loop iteration (every
+  `--pause` seconds, 5 s in Dagster 1.13: `MIN_INTERVAL_LOOP_TIME`).
+- `lanes:N`: the N lanes of `change_feed_sensors`, sharing the consumer's position in the database.
+  Like the daemon, one loop every `--pause` seconds starts a tick of every lane that has none in
+  flight (ticks run in threads, as with `sensors: use_threads`); a lane's next tick starts at the
+  first loop iteration after its tick ended.
+- `lanes:N:independent`: each lane on a loop of its own, phases `k * pause / N` apart (not what the
+  daemon does: its single loop starts all idle lanes at the same moment; for comparison).
+
+After each tick the consumer submits the run requests to a Dagster instance (PostgreSQL storage in
+the benchmark database) the way the daemon does (a run key already used by a run of the same
+sensor starts nothing), logs them, then stores the tick's cursor in a file. The benchmark SIGKILLs
+it a few times and restarts it, and two incarnations die on purpose in the windows that matter:
+once right after evaluating (batch recorded in the database, no run, no cursor stored: it must be
+emitted again) and once after the runs were created but before the cursor was stored (the batch
+must not start a second run).
+
+Then: events lost (committed inputs no run covers; must be 0), events handled twice (in two runs;
+must be 0), and the delay from a writer's commit to the run request (p50, p95, max), for all
+events and for those committed while the consumer was up (steady state), split by whether a tick
+was in flight at commit time.
 
 Two scenarios: `continuous` (the issue's 10,000 inputs from 4 writers, a commit every ~0.3 s) and
 `sparse` (commits further apart than the daemon's loop period, as a harvest every few minutes
-would make). Under continuous load a tick always finds work as it starts and returns at once, so
-the delay is bounded below by the daemon's loop: ~half its period on average. Results:
-benchmarks/results/change_feed.json. Usage:
+would make). Results: benchmarks/results/change_feed.json. Usage:
 
-    .venv/bin/python benchmarks/change_feed.py [--scenario all|continuous|sparse] [--pause 5]
+    .venv/bin/python benchmarks/change_feed.py [--scenario all|continuous|sparse]
+        [--variants single,lanes:3] [--pause 5]
 
 Runs on the server of resolve_database_urls() (embedded unless DATABASE_URL), in a dedicated
 database created, migrated and dropped here. Never run as a test.
@@ -109,15 +121,28 @@ def writer_main(config: WriterConfig) -> None:
             time.sleep(rng.uniform(config.think_min_s, config.think_max_s))
 
 
-# --- the consumer: the sensor, ticked like the daemon ticks it -----------------------------------
+# --- the consumer: the sensors, ticked like the daemon ticks them ---------------------------------
 
 
 def consumer_main(args: argparse.Namespace) -> None:
-    """Tick the sensor on the daemon's loop; log ticks and run requests, store the cursor."""
-    from dagster import SensorResult, build_sensor_context, job, op
+    """Tick the variant's sensors on the daemon's loop; submit and log run requests, store cursors."""
+    from dagster import (
+        DagsterInstance,
+        DagsterRun,
+        DagsterRunStatus,
+        RunRequest,
+        RunsFilter,
+        SensorResult,
+        build_sensor_context,
+        job,
+        op,
+    )
+    from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+    from dagster._core.utils import make_new_run_id
 
+    from platform_assets.processing.change_feed import FeedSpec
     from resources.warehouse import WarehouseResource
-    from sensors.change_feed import BATCH_TAG, change_feed_sensor
+    from sensors.change_feed import BATCH_TAG, change_feed_sensors, evaluate_feed, run_request_for
 
     @op
     def noop() -> None:
@@ -127,47 +152,151 @@ def consumer_main(args: argparse.Namespace) -> None:
     def bench_job() -> None:
         noop()
 
-    sensor = change_feed_sensor(
-        CONSUMER, ["processing.input"], ["INSERT"], job=bench_job, wait_seconds=args.wait
-    )
+    kind, lanes, phases = parse_variant(args.variant)
     warehouse = WarehouseResource(database_url=args.database_url)
+    instance = DagsterInstance.from_config(args.dagster_home)
     state = Path(args.state)
-    cursor_file = state / "cursor.json"
-    requested_ticks = 0
-    anchor = time.time()  # the daemon's loop starts when the daemon starts
-    (state / f"ready-{os.getpid()}").touch()  # code loaded: the benchmark may start writing
-    with open(state / "requests.jsonl", "a") as requests, open(state / "ticks.jsonl", "a") as ticks:
-        while True:
-            cursor = cursor_file.read_text() if cursor_file.exists() else None
-            started = time.time()
-            with build_sensor_context(cursor=cursor, resources={"warehouse": warehouse}) as context:
-                result = sensor(context)
-            assert isinstance(result, SensorResult)
-            ended = time.time()
-            run_requests = list(result.run_requests or [])
-            run_keys = [r.run_key for r in run_requests]
-            tick = {"pid": os.getpid(), "start": started, "end": ended, "run_keys": run_keys}
+    io_lock = threading.Lock()
+    emitting_ticks = [0]
+    spec = FeedSpec(consumer=CONSUMER, tables=("processing.input",))
+    sensors = change_feed_sensors(
+        CONSUMER,
+        ["processing.input"],
+        ["INSERT"],
+        job=bench_job,
+        wait_seconds=args.wait,
+        lanes=lanes,
+    )
+    names = [CONSUMER] if kind == "single" else [s.name for s in sensors]
+
+    def evaluate(index: int, cursor: str | None) -> tuple[list[RunRequest], str | None]:
+        if kind == "single":  # the sensor before lanes: its own cursor, `evaluate_feed`
+            result = evaluate_feed(
+                lambda: warehouse.connect(autocommit=True), spec, cursor, args.wait
+            )
+            if result.batch is None:
+                return [], result.cursor.to_json()
+            return [run_request_for(result)], result.batch.to_cursor.to_json()
+        sensor = sensors[index]
+        with build_sensor_context(
+            cursor=cursor,
+            instance=instance,
+            resources={"warehouse": warehouse},
+            sensor_name=sensor.name,
+        ) as context:
+            outcome = sensor(context)
+        assert isinstance(outcome, SensorResult)
+        return list(outcome.run_requests or []), outcome.cursor
+
+    def submit(name: str, request: RunRequest) -> bool:
+        """Create the run unless a run of this sensor has the key (the daemon's check)."""
+        assert request.run_key is not None
+        same_key = instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: request.run_key}))
+        if any(run.tags.get(SENSOR_NAME_TAG) == name for run in same_key):
+            return False
+        instance.add_run(
+            DagsterRun(
+                job_name="bench_orchestrator_job",
+                run_id=make_new_run_id(),
+                tags={**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: name},
+                status=DagsterRunStatus.NOT_STARTED,
+            )
+        )
+        return True
+
+    def run_tick(index: int) -> None:
+        name = names[index]
+        cursor_file = state / f"cursor-{name}.json"
+        cursor = cursor_file.read_text() if cursor_file.exists() else None
+        started = time.time()
+        run_requests, new_cursor = evaluate(index, cursor)
+        ended = time.time()
+        with io_lock:
+            tick = {
+                "pid": os.getpid(),
+                "lane": name,
+                "start": started,
+                "end": ended,
+                "run_keys": [r.run_key for r in run_requests],
+            }
             ticks.write(json.dumps(tick) + "\n")
             ticks.flush()
-            requested_ticks += bool(run_requests)
-            crash_now = bool(run_requests) and requested_ticks == args.crash_after
-            if crash_now and args.crash_point == "evaluated":
-                os._exit(70)  # batch recorded, nothing stored: the next tick must re-emit it
-            for request in run_requests:
-                record = {"run_key": request.run_key, "batch_id": int(request.tags[BATCH_TAG])}
-                requests.write(json.dumps({**record, "at": ended, "pid": os.getpid()}) + "\n")
+            emitting_ticks[0] += bool(run_requests)
+            crash_now = bool(run_requests) and emitting_ticks[0] == args.crash_after
+        if crash_now and args.crash_point == "evaluated":
+            os._exit(70)  # batch recorded, no run, nothing stored: it must come again
+        created = [submit(name, r) for r in run_requests]
+        with io_lock:
+            for request, new in zip(run_requests, created, strict=True):
+                record = {
+                    "run_key": request.run_key,
+                    "batch_id": int(request.tags[BATCH_TAG]),
+                    "at": ended,
+                    "pid": os.getpid(),
+                    "lane": name,
+                    "created": new,
+                }
+                requests.write(json.dumps(record) + "\n")
             requests.flush()
             os.fsync(requests.fileno())
-            if crash_now and args.crash_point == "requested":
-                os._exit(71)  # run requested, cursor not stored: the same run key comes again
-            if result.cursor is not None:
-                tmp = cursor_file.with_suffix(".tmp")
-                tmp.write_text(result.cursor)
-                os.replace(tmp, cursor_file)
-            # the next tick starts at the daemon loop's next iteration
-            now = time.time()
-            next_iteration = anchor + math.ceil((now - anchor) / args.pause) * args.pause
-            time.sleep(max(0.0, next_iteration - now))
+        if crash_now and args.crash_point == "requested":
+            os._exit(71)  # runs created, cursor not stored: no second run may start
+        if new_cursor is not None:
+            tmp = cursor_file.with_suffix(f".tmp-{threading.get_ident()}")
+            tmp.write_text(new_cursor)
+            os.replace(tmp, cursor_file)
+
+    def safe_tick(index: int) -> None:
+        try:
+            run_tick(index)
+        except Exception as exc:  # a failed tick: the daemon records it and ticks again later
+            print(f"tick of {names[index]} failed: {exc!r}", file=sys.stderr, flush=True)
+
+    def next_iteration(anchor: float) -> float:
+        now = time.time()
+        return anchor + max(1, math.ceil((now - anchor) / args.pause)) * args.pause
+
+    anchor = time.time()  # the daemon's loop starts when the daemon starts
+    requests = open(state / "requests.jsonl", "a")  # noqa: SIM115 - closed by os._exit or kill
+    ticks = open(state / "ticks.jsonl", "a")  # noqa: SIM115
+    (state / f"ready-{os.getpid()}").touch()  # code loaded: the benchmark may start writing
+    if phases == "independent":
+
+        def own_loop(index: int) -> None:
+            lane_anchor = anchor + index * args.pause / len(names)
+            time.sleep(max(0.0, lane_anchor - time.time()))
+            while True:
+                safe_tick(index)
+                time.sleep(max(0.0, next_iteration(lane_anchor) - time.time()))
+
+        loops = [
+            threading.Thread(target=own_loop, args=(i,), daemon=True) for i in range(len(names))
+        ]
+        for t in loops:
+            t.start()
+        for t in loops:
+            t.join()
+        return
+    in_flight: dict[int, threading.Thread] = {}
+    while True:  # the daemon's loop: start a tick of every lane with none in flight
+        for index in range(len(names)):
+            if index not in in_flight or not in_flight[index].is_alive():
+                thread = threading.Thread(target=safe_tick, args=(index,), daemon=True)
+                in_flight[index] = thread
+                thread.start()
+        time.sleep(max(0.0, next_iteration(anchor) - time.time()))
+
+
+def parse_variant(variant: str) -> tuple[str, int, str]:
+    """`single`, `lanes:N` or `lanes:N:independent` -> (kind, lanes, phases)."""
+    parts = variant.split(":")
+    if parts == ["single"]:
+        return "single", 1, "daemon"
+    if parts[0] == "lanes" and len(parts) in (2, 3) and parts[1].isdigit() and int(parts[1]) > 0:
+        phases = parts[2] if len(parts) == 3 else "daemon"
+        if phases in ("daemon", "independent"):
+            return "lanes", int(parts[1]), phases
+    raise ValueError(f"unknown variant {variant!r}: single, lanes:N or lanes:N:independent")
 
 
 # --- orchestration and analysis ------------------------------------------------------------------
@@ -195,7 +324,9 @@ def _summary(values: list[float]) -> dict[str, float | int]:
 class Consumer:
     """The consumer subprocess, with kill and restart."""
 
-    def __init__(self, args: argparse.Namespace, database_url: str, state: Path) -> None:
+    def __init__(
+        self, args: argparse.Namespace, database_url: str, state: Path, dagster_home: Path
+    ) -> None:
         self.argv = [
             sys.executable,
             str(Path(__file__).resolve()),
@@ -204,12 +335,16 @@ class Consumer:
             database_url,
             "--state",
             str(state),
+            "--dagster-home",
+            str(dagster_home),
+            "--variant",
+            args.variant,
             "--pause",
             str(args.pause),
             "--wait",
             str(args.wait),
         ]
-        # incarnation k dies on purpose as planned[k] says (point, at its n-th run request)
+        # incarnation k dies on purpose as planned[k] says (point, at its n-th emitting tick)
         self.planned = [("evaluated", 2), ("requested", 2)]
         self.process: subprocess.Popen[bytes] | None = None
         self.kills = 0
@@ -258,8 +393,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 SCENARIO_KEYS = ("inputs", "writers", "think_min", "think_max", "kills")
 
 
-def run(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
-    """One scenario in a fresh, migrated database."""
+def run(args: argparse.Namespace, scenario: str, variant: str) -> dict[str, Any]:
+    """One scenario with one variant, in a fresh, migrated database."""
+    from dagster import DagsterInstance
+
     from migrations import upgrade
 
     server = resolve_database_urls()
@@ -269,21 +406,38 @@ def run(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
         admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
     try:
         upgrade(bench)
-        settings = {**vars(args), **SCENARIOS[scenario]}
+        # the Dagster instance the consumer submits runs to: its storage in the benchmark database
+        dagster_home = Path(tempfile.mkdtemp(prefix="fishnet-bench-dagster-"))
+        (dagster_home / "dagster.yaml").write_text(
+            json.dumps(
+                {
+                    "storage": {"postgres": {"postgres_url": bench.dagster}},
+                    "telemetry": {"enabled": False},
+                }
+            )
+        )
+        with DagsterInstance.from_config(str(dagster_home)):
+            pass  # creates the storage tables once, before any consumer process
+        settings = {**vars(args), **SCENARIOS[scenario], "variant": variant}
         for key in SCENARIO_KEYS:  # explicit flags win over the scenario's values
             if getattr(args, key) is not None:
                 settings[key] = getattr(args, key)
-        return {"scenario": scenario, **measure(argparse.Namespace(**settings), bench)}
+        measured = measure(argparse.Namespace(**settings), bench, dagster_home)
+        return {"scenario": scenario, "variant": variant, **measured}
     finally:
         if not args.keep_db:
             with psycopg.connect(server.libpq, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
-def measure(args: argparse.Namespace, bench: DatabaseUrls) -> dict[str, Any]:
+Requested = dict[str, tuple[float, int, int, str]]
+"""Run key -> (request time, batch id, process, lane) of the request that created the run."""
+
+
+def measure(args: argparse.Namespace, bench: DatabaseUrls, dagster_home: Path) -> dict[str, Any]:
     """Write, kill and restart the consumer, wait for the feed to catch up, then analyse."""
     state = Path(tempfile.mkdtemp(prefix="fishnet-bench-feed-"))
-    consumer = Consumer(args, bench.libpq, state)
+    consumer = Consumer(args, bench.libpq, state, dagster_home)
     consumer.start()
     ticks_file = state / "ticks.jsonl"
     deadline = time.time() + 120
@@ -339,20 +493,46 @@ def measure(args: argparse.Namespace, bench: DatabaseUrls) -> dict[str, Any]:
             else:
                 committed.update((row_id, record["commit"]) for row_id in record["ids"])
 
-    def requested() -> dict[str, tuple[float, int, int]]:
-        """First request time, batch and process of each run key (Dagster keeps the first)."""
-        runs: dict[str, tuple[float, int, int]] = {}
+    def request_lines() -> list[dict[str, Any]]:
         path = state / "requests.jsonl"
-        for line in path.read_text().splitlines() if path.exists() else []:
-            record = json.loads(line)
-            runs.setdefault(record["run_key"], (record["at"], record["batch_id"], record["pid"]))
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines if line]
+
+    from dagster import DagsterInstance, RunsFilter
+    from dagster._core.storage.tags import SENSOR_NAME_TAG
+
+    from sensors.change_feed import BATCH_TAG, CONSUMER_TAG, RUN_KEY_TAG
+
+    instance = DagsterInstance.from_config(str(dagster_home))
+
+    def created_runs() -> Requested:
+        """The runs in the Dagster instance, with the time their request was made.
+
+        The instance, not the request log, is the truth: a process killed while one lane's thread
+        was between creating a run and logging it leaves a run with no log line (its request time
+        is then the run's creation time).
+        """
+        logged: dict[str, tuple[float, int]] = {}
+        for record in request_lines():
+            if record["created"]:
+                logged.setdefault(record["run_key"], (record["at"], record["pid"]))
+        runs: Requested = {}
+        for run_record in instance.get_run_records(
+            filters=RunsFilter(tags={CONSUMER_TAG: CONSUMER})
+        ):
+            tags = run_record.dagster_run.tags
+            key = tags[RUN_KEY_TAG]
+            at, pid = logged.get(key, (run_record.create_timestamp.timestamp(), -1))
+            if key in runs:  # a second run for one key: both count (as doubles, below)
+                key = f"{key}#{run_record.dagster_run.run_id}"
+            runs[key] = (at, int(tags[BATCH_TAG]), pid, tags[SENSOR_NAME_TAG])
         return runs
 
     with psycopg.connect(bench.libpq, autocommit=True) as conn:
         deadline = time.time() + args.pause + args.wait + 120
-        while True:  # until every committed input is covered by a requested batch
+        while True:  # until every committed input is covered by a run
             consumer.ensure_running(args.restart_delay)
-            batch_ids = [batch for _, batch, _ in requested().values()]
+            batch_ids = [batch for _, batch, _, _ in created_runs().values()]
             row = conn.execute(
                 "SELECT count(DISTINCT e.row_key) FROM ops.change_feed_batch b "
                 "CROSS JOIN LATERAL unnest(b.event_ids) AS ev(id) "
@@ -363,20 +543,30 @@ def measure(args: argparse.Namespace, bench: DatabaseUrls) -> dict[str, Any]:
                 break
             time.sleep(0.2)
         consumer.stop()
-        runs = requested()
+        runs = created_runs()
         batch_events: dict[int, list[int]] = dict(
             conn.execute("SELECT batch_id, event_ids FROM ops.change_feed_batch").fetchall()
         )
         row_of_event: dict[int, int] = dict(
             conn.execute("SELECT id, row_key FROM ops.change_event").fetchall()
         )
+        emitted_again, unconfirmed = conn.execute(
+            "SELECT count(*) FILTER (WHERE emissions > 1), "
+            "count(*) FILTER (WHERE emitted_by IS NOT NULL AND run_seen_at IS NULL) "
+            "FROM ops.change_feed_batch"
+        ).fetchone() or (0, 0)
 
+    instance.dispose()
     ticks = [json.loads(line) for line in ticks_file.read_text().splitlines() if line]
-    request_lines = (state / "requests.jsonl").read_text().splitlines()
+    lines = request_lines()
+    by_lane: dict[str, int] = {}
+    for at_lane in (v[3] for v in runs.values()):
+        by_lane[at_lane] = by_lane.get(at_lane, 0) + 1
     return {
         "config": {
             key: getattr(args, key)
             for key in (
+                "variant",
                 "inputs",
                 "writers",
                 "max_rows",
@@ -401,18 +591,33 @@ def measure(args: argparse.Namespace, bench: DatabaseUrls) -> dict[str, Any]:
             "sigkills": consumer.kills,
             "planned_crashes_before_cursor_stored": consumer.self_crashes,
             "restarts": consumer.restarts,
-            "run_request_lines": len(request_lines),
-            "distinct_run_keys": len(runs),
-            "duplicate_run_requests_deduped_by_run_key": len(request_lines) - len(runs),
+            "run_request_lines": len(lines),
+            "runs_created": len(runs),
+            "runs_created_but_not_logged": sum(1 for v in runs.values() if v[2] == -1),
+            "distinct_run_keys": len({r["run_key"] for r in lines}),
+            "requests_not_started_known_run_key": sum(1 for r in lines if not r["created"]),
+            "runs_by_lane": dict(sorted(by_lane.items())),
             "recorded_batches": len(batch_events),
+            "batches_emitted_again": emitted_again,
+            "batches_without_run_seen_at_end": unconfirmed,
         },
         **analyse(committed, runs, batch_events, row_of_event, ticks),
     }
 
 
+def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def analyse(
     committed: dict[int, float],
-    runs: dict[str, tuple[float, int, int]],
+    runs: Requested,
     batch_events: dict[int, list[int]],
     row_of_event: dict[int, int],
     ticks: list[dict[str, Any]],
@@ -420,31 +625,33 @@ def analyse(
     """Loss, double handling and delays; restart-affected events apart from the steady state.
 
     An event is affected by a restart when it was committed between the last tick of a consumer
-    process and the end of the first tick of the next one, or delivered by that first tick (a
-    re-emitted batch).
+    process and the end of the first tick of the next one, or delivered by the first tick of a
+    lane in a restarted process (a batch emitted again).
     """
     handled_by: dict[int, list[str]] = {}
     requested_at: dict[int, float] = {}
     restart_rows: set[int] = set()
     first_end: dict[int, float] = {}
     last_end: dict[int, float] = {}
-    for tick in ticks:
+    lane_first_end: dict[tuple[int, str], float] = {}
+    for tick in sorted(ticks, key=lambda t: t["end"]):
         first_end.setdefault(tick["pid"], tick["end"])
         last_end[tick["pid"]] = tick["end"]
-    pids = list(first_end)
-    for run_key, (at, batch_id, pid) in runs.items():
+        lane_first_end.setdefault((tick["pid"], tick.get("lane", "")), tick["end"])
+    pids = sorted(first_end, key=lambda pid: first_end[pid])
+    for run_key, (at, batch_id, pid, lane) in runs.items():
         for event_id in batch_events[batch_id]:
             row = row_of_event[event_id]
             handled_by.setdefault(row, []).append(run_key)
             requested_at[row] = min(at, requested_at.get(row, at))
-            if pid != pids[0] and at == first_end.get(pid):
+            if pid != pids[0] and at == lane_first_end.get((pid, lane)):
                 restart_rows.add(row)
     lost = sorted(set(committed) - set(handled_by))
     twice = sorted(row for row, keys in handled_by.items() if len(keys) > 1)
     phantom = sorted(set(handled_by) - set(committed))
 
     restarts = [(last_end[a], first_end[b]) for a, b in zip(pids, pids[1:], strict=False)]
-    windows = sorted((t["start"], t["end"]) for t in ticks)
+    windows = _merge([(t["start"], t["end"]) for t in ticks])  # some tick in flight
     starts = [w[0] for w in windows]
 
     def restarting(at: float) -> bool:
@@ -500,17 +707,49 @@ def analyse(
     }
 
 
+def comparison(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per scenario and variant: what the issue asks about."""
+    lines = []
+    for r in results:
+        delays = r["delay_commit_to_run_request"]
+        lines.append(
+            {
+                "scenario": r["scenario"],
+                "variant": r["variant"],
+                "lost": r["events_lost"],
+                "twice": r["events_handled_twice"],
+                "all_p50_s": delays["all_events"]["p50_s"],
+                "all_p95_s": delays["all_events"]["p95_s"],
+                "steady_p50_s": delays["steady_state"]["p50_s"],
+                "steady_p95_s": delays["steady_state"]["p95_s"],
+                "restart_affected_share": round(
+                    delays["restart_affected"]["count"] / max(1, delays["all_events"]["count"]),
+                    3,
+                ),
+                "runs": r["consumer"]["runs_created"],
+            }
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     consumer = sub.add_parser("consumer", help="internal: the sensor loop process")
     consumer.add_argument("--database-url", required=True)
     consumer.add_argument("--state", required=True)
+    consumer.add_argument("--dagster-home", required=True)
+    consumer.add_argument("--variant", required=True)
     consumer.add_argument("--pause", type=float, required=True)
     consumer.add_argument("--wait", type=float, required=True)
     consumer.add_argument("--crash-point", choices=["none", "evaluated", "requested"])
     consumer.add_argument("--crash-after", type=int, default=0)
     parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    parser.add_argument(
+        "--variants",
+        default="single,lanes:3",
+        help="comma-separated: single, lanes:N, lanes:N:independent (each on a fresh database)",
+    )
     parser.add_argument("--inputs", type=int, help="committed inputs (scenario default)")
     parser.add_argument("--writers", type=int, help="writer processes (scenario default)")
     parser.add_argument("--think-min", type=float, help="writer pause between transactions, s")
@@ -531,31 +770,24 @@ def main() -> int:
         consumer_main(args)
         return 0
 
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for variant in variants:
+        parse_variant(variant)
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     results = []
     for scenario in scenarios:
-        print(f"scenario {scenario} ...", flush=True)
-        result = run(args, scenario)
-        results.append(result)
-        delays = result["delay_commit_to_run_request"]
-        print(
-            json.dumps(
-                {
-                    "lost": result["events_lost"],
-                    "twice": result["events_handled_twice"],
-                    "all": delays["all_events"],
-                    "steady": delays["steady_state"],
-                },
-                indent=2,
-            ),
-            flush=True,
-        )
+        for variant in variants:
+            print(f"scenario {scenario}, {variant} ...", flush=True)
+            result = run(args, scenario, variant)
+            results.append(result)
+            print(json.dumps(comparison([result])[0]), flush=True)
     report = {
         "benchmark": "change_feed",
         "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "loadavg_at_end": list(os.getloadavg()),
+        "comparison": comparison(results),
         "scenarios": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

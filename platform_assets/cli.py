@@ -77,6 +77,10 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     urls = resolve_database_urls()
     upgrade(urls)
     env = {**os.environ, **dagster_environment(urls)}
+    # Change-feed sensor lanes each hold a code-server thread while they wait on LISTEN; the
+    # default (CPUs + 4) would make them queue behind each other.
+    env.setdefault("DAGSTER_GRPC_MAX_WORKERS", "32")
+    env.setdefault("DAGSTER_CODE_SERVER_MAX_WORKERS", "32")
     command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
     print(f"DAGSTER_HOME={env['DAGSTER_HOME']}; starting: {' '.join(command)}", flush=True)
     os.chdir(PROJECT_ROOT)

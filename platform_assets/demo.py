@@ -25,7 +25,7 @@ DemoPreparer = Callable[[WarehouseResource], None]
 def demo_preparers() -> list[DemoPreparer]:
     """The sample-data seeders of the domains that need one."""
     from platform_assets.logbook.demo import prepare_demo as logbook_samples
-    from platform_assets.processing.sample import prepare_demo as processing_routines
+    from platform_assets.processing.demo import prepare_demo as processing_routines
     from platform_assets.reference.demo import prepare_demo as reference_source
 
     return [reference_source, logbook_samples, processing_routines]
@@ -37,8 +37,9 @@ DemoSummary = Callable[[WarehouseResource], list[str]]
 def demo_summaries() -> list[DemoSummary]:
     """Lines each domain prints after the table counts."""
     from platform_assets.logbook.demo import summary as logbook_summary
+    from platform_assets.processing.demo import summary as processing_summary
 
-    return [logbook_summary]
+    return [logbook_summary, processing_summary]
 
 
 def table_counts(warehouse: WarehouseResource) -> list[tuple[str, int]]:
@@ -105,10 +106,18 @@ def run_demo() -> int:
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     print(f"{job.name}: {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
     sensor_outcomes = tick_sensors(defs, instance)
+    # The processing chain needs several rounds (plan, launch, poll, harvest products, ...):
+    # drive its sensors until it has nothing left to do, as the daemon would over a few minutes.
+    from platform_assets.processing.demo import run_chain
+
+    chain_runs = run_chain(defs, instance)
 
     print("\nsensors ticked once:")
     for name, requested, succeeded in sensor_outcomes:
         print(f"  {name:<40} {requested:>3} run(s) requested, {succeeded} succeeded")
+    print(f"\nprocessing chain driven to completion: {len(chain_runs)} run(s)")
+    for sensor_name, job_name, ok_run in chain_runs:
+        print(f"  {sensor_name:<40} -> {job_name:<30} {'ok' if ok_run else 'FAILED'}")
     print("\ntables:")
     for table, count in table_counts(warehouse):
         print(f"  {table:<45} {count:>9,} rows")
@@ -118,5 +127,9 @@ def run_demo() -> int:
     print(
         f"\ndone in {time.perf_counter() - started:.1f} s; `fishnet dev` opens the UI on these runs"
     )
-    ok = result.success and all(req == ok for _, req, ok in sensor_outcomes)
+    ok = (
+        result.success
+        and all(req == ok for _, req, ok in sensor_outcomes)
+        and all(ok_run for _, _, ok_run in chain_runs)
+    )
     return 0 if ok else 1

@@ -25,6 +25,7 @@ def build_definitions() -> Definitions:
         PROCESSING_SCHEDULES,
         PROCESSING_SENSORS,
     )
+    from platform_assets.processing.launcher_resource import LauncherResource
     from platform_assets.processing.resources import CatalogueResource
 
     return Definitions(
@@ -32,7 +33,7 @@ def build_definitions() -> Definitions:
         jobs=PROCESSING_JOBS,
         schedules=PROCESSING_SCHEDULES,
         sensors=PROCESSING_SENSORS,
-        resources={"catalogue": CatalogueResource()},
+        resources={"catalogue": CatalogueResource(), "launcher": LauncherResource()},
     )
 
 

@@ -4,8 +4,8 @@
     processing_task / 'processed' status --(ready tasks sensor)--> launcher -> Nomad
     processing.product --(new products sensor)--> harvest (products become inputs)
 
-The orchestrator and launcher are stubs until part 2: they count what they would plan or launch,
-so the sensors have real targets. Every job is state-based: it acts on all rows that need it, the
+The orchestrator and launcher ops call orchestrate.py and launch.py through chain_ops.py; the
+status sensor polls dispatched jobs into processing_status and products. Every job is state-based: it acts on all rows that need it, the
 change batch that started it is only a tag (`fishnet/change_batch`).
 """
 
@@ -14,7 +14,6 @@ change batch that started it is only a tag (`fishnet/change_batch`).
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from dagster import (
     Config,
     DefaultScheduleStatus,
@@ -29,63 +28,41 @@ from dagster import (
 )
 
 from platform_assets.processing.assets import INPUT_ASSET_KEY
+from platform_assets.processing.chain_ops import (
+    OrchestratorConfig,
+    build_job_status_sensor,
+    launch_tasks,
+    plan_tasks,
+    processing_status_job,
+)
 from platform_assets.processing.change_feed import prune
+from platform_assets.processing.launcher_resource import LauncherResource
 from resources.warehouse import WarehouseResource
-from sensors.change_feed import BATCH_TAG, change_feed_sensor
+from sensors.change_feed import change_feed_sensors
 
 NEW_INPUTS_SENSOR = "processing_new_inputs_sensor"
 READY_TASKS_SENSOR = "processing_ready_tasks_sensor"
 NEW_PRODUCTS_SENSOR = "processing_new_products_sensor"
 CHANGE_FEED_CONSUMERS = (NEW_INPUTS_SENSOR, READY_TASKS_SENSOR, NEW_PRODUCTS_SENSOR)
 """Every change-feed consumer defined in code: pruning keeps what the slowest still needs."""
+CHANGE_FEED_LANES = 3
+"""Sensors per consumer (`<consumer>`, `<consumer>_lane_2`, ...), sharing its position: while one
+returns with a batch the others wait on LISTEN (sensors/change_feed.py)."""
 
-UNPLANNED_INPUTS = sa.text(
-    """
-    SELECT count(DISTINCT i.id) AS inputs, count(*) AS tasks
-    FROM processing.input i
-    JOIN processing.processing_routine r ON r.input_product_type = i.product_type
-    WHERE NOT EXISTS (
-        SELECT 1 FROM processing.processing_task t WHERE t.input_id = i.id AND t.routine = r.name
-    )
-    """
-)
-
-READY_TASKS = sa.text(
-    """
-    SELECT count(*) FROM processing.processing_task t
-    WHERE NOT EXISTS (SELECT 1 FROM processing.nomad_job_dispatch d WHERE d.task_id = t.id)
-      AND (
-        t.preceding_task_id IS NULL
-        OR EXISTS (
-            SELECT 1 FROM processing.task_last_status s
-            WHERE s.task_id = t.preceding_task_id AND s.status = 'processed'
-        )
-      )
-    """
-)
+@op(out=Out(Nothing), description="Plans a task on a VM for every input a routine takes.")
+def plan_processing_tasks(
+    context: OpExecutionContext, config: OrchestratorConfig, warehouse: WarehouseResource
+):
+    """Plan pending inputs onto the fewest VMs (orchestrate.py + planner.py)."""
+    yield from plan_tasks(context, config, warehouse)
 
 
-@op(out=Out(Nothing), description="Plans a task for every input a routine takes (stub: counts).")
-def plan_processing_tasks(context: OpExecutionContext, warehouse: WarehouseResource):
-    """Count the (input, routine) pairs without a task: what part 2's planner will place on VMs."""
-    with warehouse.engine.connect() as conn:
-        inputs, tasks = conn.execute(UNPLANNED_INPUTS).one()
-    context.log.info(
-        f"would plan {tasks} task(s) for {inputs} pending input(s) "
-        f"(change batch {context.run.tags.get(BATCH_TAG, 'none')})"
-    )
-    yield Output(None, metadata={"pending_inputs": inputs, "tasks_to_plan": tasks})
-
-
-@op(out=Out(Nothing), description="Starts a Nomad job for every ready task (stub: counts).")
-def launch_ready_tasks(context: OpExecutionContext, warehouse: WarehouseResource):
-    """Count tasks with no dispatch whose preceding task (if any) is processed."""
-    with warehouse.engine.connect() as conn:
-        ready = conn.execute(READY_TASKS).scalar_one()
-    context.log.info(
-        f"would launch {ready} ready task(s) (change batch {context.run.tags.get(BATCH_TAG, 'none')})"
-    )
-    yield Output(None, metadata={"ready_tasks": ready})
+@op(out=Out(Nothing), description="Starts a Nomad job (or a local process) for every ready task.")
+def launch_ready_tasks(
+    context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
+):
+    """Dispatch every ready task exactly once (launch.py)."""
+    yield from launch_tasks(context, warehouse, launcher)
 
 
 @job(description="Plans processing tasks for new inputs (started by the new-inputs sensor).")
@@ -162,15 +139,17 @@ prune_schedule = ScheduleDefinition(
     description="Prunes the change-feed outbox hourly.",
 )
 
-new_inputs_sensor = change_feed_sensor(
+new_inputs_lanes = change_feed_sensors(
     NEW_INPUTS_SENSOR,
     tables=["processing.input"],
     operations=["INSERT"],
     job=processing_orchestrator_job,
     description="Starts the orchestrator when inputs are registered.",
+    lanes=CHANGE_FEED_LANES,
 )
+new_inputs_sensor = new_inputs_lanes[0]
 
-ready_tasks_sensor = change_feed_sensor(
+ready_tasks_lanes = change_feed_sensors(
     READY_TASKS_SENSOR,
     tables=["processing.processing_task", "processing.processing_status"],
     operations=["INSERT"],
@@ -185,22 +164,34 @@ ready_tasks_sensor = change_feed_sensor(
         )
     """,
     description="Starts the launcher when tasks are planned or a preceding task is processed.",
+    lanes=CHANGE_FEED_LANES,
 )
+ready_tasks_sensor = ready_tasks_lanes[0]
 
-new_products_sensor = change_feed_sensor(
+new_products_lanes = change_feed_sensors(
     NEW_PRODUCTS_SENSOR,
     tables=["processing.product"],
     operations=["INSERT"],
     job=processing_harvest_job,
     run_config={"ops": {"processing__input": {"config": {"sources": ["product"]}}}},
     description="Harvests new products as inputs of the next routine.",
+    lanes=CHANGE_FEED_LANES,
 )
+new_products_sensor = new_products_lanes[0]
+
+job_status_sensor = build_job_status_sensor(processing_launcher_job)
 
 PROCESSING_JOBS: list[Any] = [
     processing_harvest_job,
     processing_orchestrator_job,
     processing_launcher_job,
+    processing_status_job,
     processing_change_feed_prune_job,
 ]
 PROCESSING_SCHEDULES = [harvest_schedule, prune_schedule]
-PROCESSING_SENSORS = [new_inputs_sensor, ready_tasks_sensor, new_products_sensor]
+PROCESSING_SENSORS = [
+    *new_inputs_lanes,
+    *ready_tasks_lanes,
+    *new_products_lanes,
+    job_status_sensor,
+]

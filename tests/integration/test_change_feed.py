@@ -17,11 +17,17 @@ from platform_assets.processing.change_feed import (
     ChangeFeedError,
     FeedCursor,
     FeedSpec,
+    Lane,
+    claim_batch,
+    consumer_position,
+    lane_name,
+    mark_run_seen,
     next_batch,
     prune,
     read_events,
     record_position,
     replay_cursor,
+    unconfirmed_batches,
 )
 from resources.warehouse import DatabaseUrls, WarehouseResource
 
@@ -357,3 +363,143 @@ def test_processing_migrations_downgrade_and_upgrade_again(empty_database: Datab
     upgrade(empty_database)
     head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()
     assert current_revision(empty_database) == head
+
+
+# --- lanes: one position in the database ---------------------------------------------------------
+
+
+def lanes_of(spec: FeedSpec, count: int) -> list[Lane]:
+    return [Lane(spec.consumer, i, count) for i in range(1, count + 1)]
+
+
+def test_lane_names() -> None:
+    assert [lane.name for lane in lanes_of(INPUTS, 3)] == [
+        "test_inputs",
+        "test_inputs_lane_2",
+        "test_inputs_lane_3",
+    ]
+    assert lane_name("c", 1) == "c"
+    with pytest.raises(ChangeFeedError):
+        Lane("c", 4, 3)
+
+
+def test_concurrent_claims_are_disjoint(
+    warehouse: WarehouseResource, admin: psycopg.Connection
+) -> None:
+    """Lanes claim in a tight loop from threads while writers commit and abort out of order."""
+    spec = FeedSpec(consumer="claims", tables=("processing.input",), max_events=5)
+    committed: list[int] = []
+    claimed: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    writing = threading.Event()
+    writing.set()
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        with warehouse.connect() as conn:
+            for _ in range(30):
+                ids = insert_inputs(conn, rng.randint(1, 6))
+                time.sleep(rng.random() * 0.01)
+                if rng.random() < 0.15:
+                    conn.rollback()
+                else:
+                    conn.commit()
+                    with lock:
+                        committed.extend(ids)
+
+    def claimer(lane: Lane) -> None:
+        try:
+            with warehouse.connect(autocommit=True) as conn:
+                empty_after_writers = 0
+                while writing.is_set() or empty_after_writers < 3:
+                    claim = claim_batch(conn, spec, lane, tick=1)
+                    if claim.batch is not None:
+                        with lock:
+                            claimed.setdefault(lane.name, []).extend(claim.batch.event_ids)
+                    elif not writing.is_set():
+                        empty_after_writers += 1
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    writers = [threading.Thread(target=writer, args=(seed,)) for seed in range(4)]
+    claimers = [threading.Thread(target=claimer, args=(lane,)) for lane in lanes_of(spec, 4)]
+    for t in claimers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    writing.clear()
+    for t in claimers:
+        t.join()
+
+    assert errors == []
+    events = [e for ids in claimed.values() for e in ids]
+    assert len(events) == len(set(events))
+    row_of = dict(admin.execute("SELECT id, row_key FROM ops.change_event").fetchall())
+    assert sorted(row_of[e] for e in events) == sorted(committed)
+    assert len(claimed) > 1  # the lanes did share the work
+    # every batch is recorded with its lane; the position is past all of them
+    rows = admin.execute(
+        "SELECT emitted_by, event_ids FROM ops.change_feed_batch WHERE consumer = 'claims'"
+    ).fetchall()
+    assert sorted(e for _, ids in rows for e in ids) == sorted(events)
+    position = consumer_position(admin, "claims")
+    assert position is not None and read_events(admin, spec, position).events == ()
+
+
+def test_spacing_holds_a_lane_back(warehouse: WarehouseResource, admin: psycopg.Connection) -> None:
+    first, second = lanes_of(INPUTS, 2)
+    insert_inputs(admin, 1)
+    assert claim_batch(admin, INPUTS, first, tick=1, spacing=60).batch is not None
+    insert_inputs(admin, 1)
+    held = claim_batch(admin, INPUTS, second, tick=1, spacing=60)
+    assert held.batch is None and held.retry_after is not None and 55 < held.retry_after <= 60
+    taken = claim_batch(admin, INPUTS, second, tick=1, spacing=0)
+    assert taken.batch is not None and taken.batch.lane == second.name
+
+
+def test_lanes_wait_for_the_first_one_to_move_a_pre_lanes_position_in(
+    admin: psycopg.Connection,
+) -> None:
+    first, second = lanes_of(INPUTS, 2)
+    ids = insert_inputs(admin, 2)
+    old = read_events(admin, INPUTS, FeedCursor())
+    assert [e.row_key for e in old.events] == ids
+    record_position(admin, INPUTS.consumer, old.cursor)  # what the single sensor left
+    later = insert_inputs(admin, 1)
+    assert claim_batch(admin, INPUTS, second, tick=1).blocked is not None
+    claim = claim_batch(admin, INPUTS, first, tick=1, legacy=old.cursor)
+    assert claim.batch is not None
+    row_of = dict(admin.execute("SELECT id, row_key FROM ops.change_event").fetchall())
+    assert [row_of[e] for e in claim.batch.event_ids] == later
+    assert claim_batch(admin, INPUTS, second, tick=1).blocked is None
+
+
+def test_pruning_keeps_batches_no_run_was_seen_for(admin: psycopg.Connection) -> None:
+    (lane,) = lanes_of(INPUTS, 1)
+    insert_inputs(admin, 2)
+    claimed = claim_batch(admin, INPUTS, lane, tick=1).batch
+    assert claimed is not None
+    claim_batch(admin, INPUTS, lane, tick=1)  # the position moves past the batch's start
+    assert prune(admin, [INPUTS.consumer], keep_batches=timedelta(0)).batches_deleted == 0
+    assert [u.batch.batch_id for u in unconfirmed_batches(admin, lane, 0, timedelta(0))] == [
+        claimed.batch_id
+    ]
+    mark_run_seen(admin, [claimed.batch_id])
+    assert unconfirmed_batches(admin, lane, 0, timedelta(0)) == []
+    assert prune(admin, [INPUTS.consumer], keep_batches=timedelta(0)).batches_deleted == 1
+
+
+def test_replay_sets_the_lanes_position_back(admin: psycopg.Connection) -> None:
+    (lane,) = lanes_of(INPUTS, 1)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    ids = insert_inputs(admin, 3)
+    first = claim_batch(admin, INPUTS, lane, tick=1).batch
+    assert first is not None and claim_batch(admin, INPUTS, lane, tick=2).batch is None
+
+    replay_cursor(admin, INPUTS.consumer, since)
+    again = claim_batch(admin, INPUTS, lane, tick=3).batch
+    assert again is not None and again.run_key != first.run_key
+    row_of = dict(admin.execute("SELECT id, row_key FROM ops.change_event").fetchall())
+    assert [row_of[e] for e in again.event_ids] == ids

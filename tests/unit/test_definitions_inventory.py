@@ -44,13 +44,21 @@ JOBS = {
     "processing_harvest_job",
     "processing_launcher_job",
     "processing_orchestrator_job",
+    "processing_status_job",
     "reference_job",
 }
 SENSORS = {
+    "processing_job_status_sensor",
     "logbook_inbox_sensor",
-    "processing_new_inputs_sensor",
-    "processing_new_products_sensor",
-    "processing_ready_tasks_sensor",
+    *(
+        f"{consumer}{lane}"
+        for consumer in (
+            "processing_new_inputs_sensor",
+            "processing_new_products_sensor",
+            "processing_ready_tasks_sensor",
+        )
+        for lane in ("", "_lane_2", "_lane_3")
+    ),
 }
 SCHEDULES = {
     "processing_change_feed_prune_schedule",
