@@ -8,6 +8,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from resources.warehouse import (
     PROJECT_ROOT,
@@ -81,7 +82,9 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     # default (CPUs + 4) would make them queue behind each other.
     env.setdefault("DAGSTER_GRPC_MAX_WORKERS", "32")
     env.setdefault("DAGSTER_CODE_SERVER_MAX_WORKERS", "32")
-    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
+    # the dagster of this environment, whether or not it is activated
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), *args.dagster_args]
     print(f"DAGSTER_HOME={env['DAGSTER_HOME']}; starting: {' '.join(command)}", flush=True)
     os.chdir(PROJECT_ROOT)
     # Started from a script, dagster dev would otherwise ignore Ctrl-C (see PITFALLS).
