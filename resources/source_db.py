@@ -141,6 +141,8 @@ class SourceDatabaseResource(ConfigurableResource):
         location = self.location()
         where = location.describe()
         tables = source_tables(location.schema)
+        if location.url is None:
+            ensure_sample_source(self.engine, location.schema or EMBEDDED_SCHEMA)
         try:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql(read_only_statement(connection.dialect.name))
@@ -175,3 +177,18 @@ def seed_sample_source(engine: sa.Engine, schema: str = EMBEDDED_SCHEMA, n: int 
             if rows[table.name]:
                 connection.execute(table.insert(), rows[table.name])
     return len(rows["NAVIRES"])
+
+
+def ensure_sample_source(engine: sa.Engine, schema: str = EMBEDDED_SCHEMA) -> bool:
+    """The embedded default on a fresh database: seed the sample registry if it is not there.
+
+    So `dagster job execute -j reference_job` works on a laptop without `fishnet demo` first.
+    Serialised by an advisory lock; True if this call seeded it.
+    """
+    with engine.begin() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
+        if sa.inspect(connection).has_table("NAVIRES", schema=schema):
+            return False
+    count = seed_sample_source(engine, schema)
+    log.info("seeded the embedded vessel registry %s with %d sample vessels", schema, count)
+    return True

@@ -247,3 +247,15 @@ def test_demo_seeds_the_embedded_source_idempotently(
     monkeypatch.setenv("DATABASE_URL", database.libpq)
     frame = SourceDatabaseResource().read_vessels()
     assert len(frame) == 300 and frame["vessel_id"].is_unique
+
+
+def test_embedded_default_seeds_the_sample_registry_on_a_fresh_database(
+    database: DatabaseUrls, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DB_URL", raising=False)
+    monkeypatch.delenv("SOURCE_DB_SCHEMA", raising=False)
+    monkeypatch.setenv("DATABASE_URL", database.libpq)
+    assert len(SourceDatabaseResource().read_vessels()) == 300  # nothing seeded beforehand
+    # an explicitly configured source is never seeded: a missing table is an error there
+    with pytest.raises(ReferenceSourceError, match="navpro.NAVIRES: cannot read"):
+        SourceDatabaseResource(url=database.libpq, schema_name="navpro").read_vessels()
