@@ -5,8 +5,9 @@
     processing.product --(new products sensor)--> harvest (products become inputs)
 
 The orchestrator and launcher ops call orchestrate.py and launch.py through chain_ops.py; the
-status sensor polls dispatched jobs into processing_status and products. Every job is state-based: it acts on all rows that need it, the
-change batch that started it is only a tag (`fishnet/change_batch`).
+status sensor polls dispatched jobs into processing_status and products. Every job is
+state-based: it acts on all rows that need it, the change batch that started it is only a tag
+(`fishnet/change_batch`).
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations (config and
@@ -48,6 +49,7 @@ CHANGE_FEED_CONSUMERS = (NEW_INPUTS_SENSOR, READY_TASKS_SENSOR, NEW_PRODUCTS_SEN
 CHANGE_FEED_LANES = 3
 """Sensors per consumer (`<consumer>`, `<consumer>_lane_2`, ...), sharing its position: while one
 returns with a batch the others wait on LISTEN (sensors/change_feed.py)."""
+
 
 @op(out=Out(Nothing), description="Plans a task on a VM for every input a routine takes.")
 def plan_processing_tasks(
