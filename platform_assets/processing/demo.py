@@ -18,8 +18,9 @@ import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from dagster import DagsterInstance, Definitions, build_sensor_context
+from dagster import DagsterInstance, Definitions
 
+from platform_assets.demo import tick_and_run
 from platform_assets.processing import sample
 from platform_assets.processing.chain_ops import JOB_STATUS_SENSOR
 from platform_assets.processing.launch import work_counts
@@ -63,28 +64,10 @@ def run_chain(
         while True:
             requested = 0
             for name in sensors:
-                sensor = defs.resolve_sensor_def(name)
-                with build_sensor_context(
-                    instance=instance,
-                    cursor=cursors.get(name),
-                    resources=resources,
-                    sensor_name=name,
-                    definitions=defs,
-                ) as context:
-                    data = sensor.evaluate_tick(context)
-                cursors[name] = data.cursor if data.cursor is not None else cursors.get(name)
-                for request in data.run_requests or []:
-                    job_name = request.job_name or sensor.job_name
-                    assert job_name, f"sensor {name} requested a run without a job"
-                    job = defs.resolve_job_def(job_name)
-                    result = job.execute_in_process(
-                        run_config=request.run_config,
-                        tags=request.tags,
-                        instance=instance,
-                        raise_on_error=False,
-                    )
-                    runs.append((name, job.name, result.success))
-                    requested += 1
+                cursor, ran = tick_and_run(defs, instance, name, resources, cursors.get(name))
+                cursors[name] = cursor if cursor is not None else cursors.get(name)
+                runs.extend((name, job_name, ok) for job_name, ok in ran)
+                requested += len(ran)
             if requested == 0 and work_counts(warehouse.engine) == (0, 0):
                 return runs
             if time.monotonic() > deadline:
