@@ -27,6 +27,7 @@ from lxml import etree
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from platform_assets.logbook import ers, parse  # noqa: E402
 from platform_assets.logbook.parse import parse_message  # noqa: E402
 
 # Ratios the reference parser reaches on this corpus, and the targets set for this one.
@@ -97,6 +98,22 @@ def measure(
     return stats
 
 
+def paired_ratio(mine: dict[str, Any], base: dict[str, Any]) -> float:
+    """Median over rounds of ``mine``'s rate / ``base``'s rate in the same round."""
+    return statistics.median(
+        a / b for a, b in zip(mine["round_msg_per_s"], base["round_msg_per_s"], strict=True)
+    )
+
+
+def parse_with_python_walker(message: bytes) -> Any:
+    """``parse_message`` with ERS trees read by ``ers.py`` instead of the compiled walker."""
+    compiled, parse._parse_ers_ops = parse._parse_ers_ops, ers.parse_ops
+    try:
+        return parse_message(message)
+    finally:
+        parse._parse_ers_ops = compiled
+
+
 def bench_parse(corpus_dir: Path, min_seconds: float = 3.0) -> dict:
     """Parser vs ``lxml.etree.fromstring`` messages/s per set, and their ratio, in one run.
 
@@ -110,24 +127,24 @@ def bench_parse(corpus_dir: Path, min_seconds: float = 3.0) -> dict:
         "loadavg_before": list(os.getloadavg()),
         "min_seconds": min_seconds,
         "rounds": ROUNDS,
+        # Which walker reads ERS trees in `parser` (parse.ERS_COMPILED); the ERS set also times
+        # the pure-Python walker (ers.py) as `parser_python_walker`, for comparison.
+        "ers_walker": "compiled" if parse.ERS_COMPILED else "python",
         "sets": {},
         "ratios": {},
     }
     for set_name, messages in load_sets(corpus_dir).items():
         for message in messages:  # fail loudly rather than time exceptions
             parse_message(message)
-        rates = measure(
-            {"parser": parse_message, "baseline_lxml_fromstring": etree.fromstring},
-            messages,
-            min_seconds,
-        )
+        candidates: dict[str, Callable[[bytes], Any]] = {
+            "parser": parse_message,
+            "baseline_lxml_fromstring": etree.fromstring,
+        }
+        if set_name == "ERS" and parse.ERS_COMPILED:
+            candidates["parser_python_walker"] = parse_with_python_walker
+        rates = measure(candidates, messages, min_seconds)
         parser, baseline = rates["parser"], rates["baseline_lxml_fromstring"]
-        ratio = statistics.median(
-            mine / base
-            for mine, base in zip(
-                parser["round_msg_per_s"], baseline["round_msg_per_s"], strict=True
-            )
-        )
+        ratio = paired_ratio(parser, baseline)
         result["sets"][set_name] = {
             "n_messages": len(messages),
             "bytes": sum(map(len, messages)),
@@ -138,6 +155,9 @@ def bench_parse(corpus_dir: Path, min_seconds: float = 3.0) -> dict:
             "target_ratio": TARGET_RATIOS[set_name],
             "meets_target": ratio >= TARGET_RATIOS[set_name],
         }
+        if "parser_python_walker" in rates:
+            python_ratio = paired_ratio(rates["parser_python_walker"], baseline)
+            result["sets"][set_name]["python_walker_ratio"] = round(python_ratio, 3)
         result["ratios"][set_name] = round(ratio, 3)
     result["loadavg_after"] = list(os.getloadavg())
     return result

@@ -25,7 +25,22 @@ from lxml import etree
 
 from platform_assets.logbook import ers, flux
 
-__all__ = ["ROW_KEYS", "LogbookParsingError", "ParsedMessage", "parse_message", "report_rows"]
+try:  # the compiled twin of ers.parse_ops, built at install (setup.py); same output and errors
+    from platform_assets.logbook._ers_fast import parse_ops as _parse_ers_ops
+except ImportError:  # not compiled on this machine (no C compiler): the pure-Python reference
+    _parse_ers_ops = ers.parse_ops
+
+__all__ = [
+    "ERS_COMPILED",
+    "ROW_KEYS",
+    "LogbookParsingError",
+    "ParsedMessage",
+    "parse_message",
+    "report_rows",
+]
+
+# Whether ERS messages go through the compiled walker (about four times faster than ers.py).
+ERS_COMPILED = _parse_ers_ops is not ers.parse_ops
 
 # A BASE64DATA envelope inflating beyond this is refused rather than exhausting memory.
 MAX_DECODED_BYTES = 32 * 1024 * 1024
@@ -161,7 +176,7 @@ def _parse_tree(root: etree._Element, source: str, envelope_allowed: bool) -> Pa
             "FLUX",
         )
     elif tag.rpartition("}")[2] == "OPS":  # any namespace, as the reference accepts
-        parse, number_of, transmission_format = ers.parse_ops, ers.operation_number, "ERS"
+        parse, number_of, transmission_format = _parse_ers_ops, ers.operation_number, "ERS"
     elif envelope_allowed and tag.rpartition("}")[2] == "BASE64DATA":
         inner = _root(_unwrap(root, source), False, source, "BASE64DATA content")
         return _parse_tree(inner, source, envelope_allowed=False)
