@@ -22,7 +22,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from platform_assets.logbook.inbox import InboxFile, InboxFileError, list_inbox, read_messages
+from platform_assets.logbook.inbox import (
+    InboxFile,
+    InboxFileError,
+    inbox_file_at,
+    is_inbox_file,
+    list_inbox,
+    read_messages,
+)
 from platform_assets.logbook.load import (
     LoadResult,
     RawMessage,
@@ -86,23 +93,28 @@ def _quarantine_check(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
+def _requested_files(inbox: Path, names: list[str]) -> tuple[list[InboxFile], list[str]]:
+    """The files a run asks for (names in the inbox or absolute paths; all inbox files when
+    none is named), and the names that are not there (or not zip/XML)."""
+    if not names:
+        return list_inbox(inbox), []
+    paths = dict.fromkeys(inbox / name for name in names)  # an absolute name replaces the inbox
+    found = [path for path in paths if is_inbox_file(path)]
+    missing = [str(path) for path in paths if path not in found]
+    return [inbox_file_at(path) for path in found], missing
+
+
 def _select_files(
     config: LogbookIngestConfig, inbox: Path, warehouse: WarehouseResource
-) -> tuple[list[InboxFile], int]:
-    available = list_inbox(inbox)
-    if config.files:
-        wanted = {Path(f).name for f in config.files}
-        explicit = [Path(f) for f in config.files if Path(f).is_absolute()]
-        available = [f for f in available if f.path.name in wanted]
-        known_names = {f.path.name for f in available}
-        for path in explicit:
-            if path.name not in known_names and path.is_file():
-                available.extend(f for f in list_inbox(path.parent) if f.path == path)
+) -> tuple[list[InboxFile], int, list[str]]:
+    """The requested files not yet in the catalog (all of them with ``force``), how many were
+    skipped as already ingested, and the requested names not found."""
+    requested, missing = _requested_files(inbox, config.files)
     if config.force:
-        return available, 0
+        return requested, 0, missing
     with warehouse.connect() as conn:
-        done = ingested_hashes(conn, DOMAIN, [f.sha256 for f in available])
-    return [f for f in available if f.sha256 not in done], len(done)
+        done = ingested_hashes(conn, DOMAIN, [f.sha256 for f in requested])
+    return [f for f in requested if f.sha256 not in done], len(done), missing
 
 
 @multi_asset(
@@ -137,7 +149,9 @@ def logbook_messages(
     that stops half-way resumes at the first file it had not committed.
     """
     inbox = logbook_inbox.path()
-    files, skipped = _select_files(config, inbox, warehouse)
+    files, skipped, missing = _select_files(config, inbox, warehouse)
+    for name in missing:
+        context.log.warning(f"requested file {name} is not a zip or XML file of {inbox}")
     context.log.info(f"{len(files)} file(s) to ingest from {inbox} ({skipped} already ingested)")
     totals = LoadResult()
     started = time.perf_counter()

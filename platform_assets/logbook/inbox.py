@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zipfile
 from collections.abc import Iterator
@@ -40,16 +41,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=65536)
+def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """``file_sha256`` remembered per (path, size, mtime): the sensor lists the inbox every tick
+    and must not re-read every file it already hashed."""
+    return file_sha256(Path(path))
+
+
+def is_inbox_file(path: Path) -> bool:
+    """A file the inbox takes: zip or XML, not hidden (partial uploads are dot-files)."""
+    return path.is_file() and path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
+
+
+def inbox_file_at(path: Path) -> InboxFile:
+    """``path`` with its content hash and size."""
+    stat = path.stat()
+    return InboxFile(path, _content_sha256(str(path), stat.st_size, stat.st_mtime_ns), stat.st_size)
+
+
 def list_inbox(directory: Path) -> list[InboxFile]:
     """Inbox files in name order (hidden and partial uploads ignored)."""
     if not directory.is_dir():
         return []
-    files = [
-        p
-        for p in sorted(directory.iterdir())
-        if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
-    ]
-    return [InboxFile(p, file_sha256(p), p.stat().st_size) for p in files]
+    return [inbox_file_at(p) for p in sorted(directory.iterdir()) if is_inbox_file(p)]
 
 
 def read_messages(path: Path) -> Iterator[RawMessage]:
