@@ -3,8 +3,6 @@ with Dagster's own storage in PostgreSQL, exactly as users run it in CI."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,29 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from platform_assets.logbook.samples import write_sample_archive
 from resources.warehouse import PROJECT_ROOT, DatabaseUrls
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def dagster_env(database: DatabaseUrls, tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    inbox = tmp_path / "inbox"
-    write_sample_archive(inbox / "hub.zip", count=15)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
-    env.update(
-        DATABASE_URL=database.libpq,
-        DAGSTER_PG_URL=database.dagster,
-        DAGSTER_HOME=str(home),
-        LOGBOOK_INBOX_DIR=str(inbox),
-        FISHNET_STATE_DIR=str(tmp_path / "state"),
-    )
-    return env
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
