@@ -488,3 +488,64 @@ def test_reasons_match_the_input(inst: tuple[list[TaskRequest], list[ExistingVm]
             assert t.preceding in reasons(p)
         if u.reason.startswith("max_vms="):
             assert u.reason == f"max_vms={limits.max_vms} reached"
+
+
+# --- improvement by ejection chains ---------------------------------------------------------
+
+
+@PROPS
+@given(instances())
+def test_draining_a_vm_keeps_the_plan_valid_or_changes_nothing(
+    inst: tuple[list[TaskRequest], list[ExistingVm], Limits],
+) -> None:
+    from platform_assets.processing.planner import _as_vec, _prepare, _Schedule, _unit_key
+
+    tasks, existing, limits = inst
+    prob = _prepare(tasks, [_as_vec(SMALL.capacity)], existing, limits)
+    sched = _Schedule(prob, [SMALL], existing, limits)
+    sched.construct(list(range(len(prob.comps))))
+    before = sched.to_plan()
+    for v in sched.new_vms():
+        emptied = sched.drain(v, sched.fleet.work + 1_000_000, _unit_key(prob))
+        after = sched.to_plan()
+        check_plan(after, tasks, [SMALL], existing, limits)
+        assert after.unplaced == before.unplaced
+        if emptied:
+            assert len(after.new_vms) == len(before.new_vms) - 1
+        else:
+            assert after == before, "a failed drain is undone exactly"
+        before = after
+
+
+def _tight_instance(n: int, seed: int) -> tuple[list[TaskRequest], Limits]:
+    """Long tasks released early in a short horizon, some chained: most must overlap."""
+    rnd = random.Random(seed)
+    tasks = []
+    for i in range(n):
+        minutes = rnd.randint(30, 100)
+        chained = i > 0 and rnd.random() < 0.15
+        tasks.append(
+            TaskRequest(
+                f"t{i:04d}",
+                round(rnd.uniform(0.5, 4), 2),
+                int(rnd.uniform(1, 16) * 1024),
+                round(rnd.uniform(5, 60), 1),
+                (minutes // 3 if chained else minutes) * 60,
+                preceding=f"t{i - 1:04d}" if chained else None,
+                same_vm_as_preceding=chained and rnd.random() < 0.5,
+                earliest_start_s=0 if chained else rnd.randint(0, (120 - minutes) // 2) * 60,
+            )
+        )
+    return tasks, Limits(max_vms=1000, horizon_s=7200)
+
+
+def test_improvement_is_valid_deterministic_and_not_worse_on_a_mid_size_instance() -> None:
+    tasks, limits = _tight_instance(400, seed=5)
+    p = plan(tasks, [BIG], [], limits)
+    check_plan(p, tasks, [BIG], [], limits)
+    assert plan(list(reversed(tasks)), [BIG], [], limits) == p
+    assert (
+        lower_bound(tasks, BIG, limits)
+        <= len(p.new_vms)
+        <= len(first_fit(tasks, BIG, limits).new_vms)
+    )
