@@ -52,6 +52,20 @@ seconds, and under a wall-clock limit its answer would depend on machine load. S
    saved a few more but took up to 30 s per plan, and beyond 100 tasks it found nothing in
    seconds.
 
+Large-neighbourhood search with CP-SAT sub-problems was tried after step 4 and not kept (one
+worker, fixed seed, deterministic limits; windows narrowed by the chained tasks outside the set):
+- "k VMs onto k-1": all tasks of the least-loaded VM and k-1 partners (least loaded, or all
+  partner tuples) re-placed on k-1 of them. Proven infeasible in ~0 s for k <= 5 on tight-100,
+  k <= 4 on chains-1000 and k = 5 on tight-1000 (each set's peak load exceeds k-1 VMs); k = 6-8
+  ends UNKNOWN after 2-3 deterministic seconds per attempt, i.e. about 5-13 s here;
+- "shrink, then drain": minimise the area left on the least-loaded VM over it plus 1-3 partners
+  (current plan as hint, 0.02-0.3 deterministic s per sub-problem), alternated with ``drain``.
+  tight-1000 86 -> 85 after 2.6 deterministic s (~10 s here) and 84 after 6.1 (~24 s): beyond
+  the 10 s per instance limit for 1.3 % of that instance. tight-100 stays at 8 (35 % of the
+  VM's load left after all partner triples, 21 deterministic s); bimodal and chains 1,000 gain
+  nothing. An 8x larger improvement budget (and 3x work per ejection attempt) finds nothing
+  more on tight or bimodal 1,000 either.
+
 Lower bound (``lower_bound``), the max of:
 (a) energy on the whole horizon per resource, also after dual-feasible transforms of the demand
     fractions (Fekete & Schepers): the identity gives the plain area bound ceil(sum(r x d) /
