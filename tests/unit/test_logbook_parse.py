@@ -671,30 +671,28 @@ ers_log_entries = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.sampled_from(["DAT", "DAT", "DAT", "COR", "COR", "DEL", "RET", "QUE", "XYZ"]),
-    ers_attributes,
-    ers_attributes,
-    st.lists(ers_log_entries, max_size=4),
-    st.lists(
-        st.builds(_element, st.just("ELOG"), ers_attributes, st.lists(ers_log_entries, max_size=2)),
-        max_size=2,
-    ),
-)
-def test_any_ers_shaped_tree_parses_or_raises_parsing_error(
-    operation: str,
-    envelope_attributes: dict[str, str],
-    log_attributes: dict[str, str],
-    entries: list[str],
-    elogs: list[str],
-) -> None:
-    # A well-formed envelope (or not, for the odd operation) around random log entries, so the
-    # examples reach the entry and catch parsers instead of failing at the first level.
+@st.composite
+def ers_messages(draw: st.DrawFn) -> str:
+    """An OPS envelope (well-formed, or not for the odd operation) around random log entries, so
+    that examples reach the entry and catch parsers instead of failing at the first level."""
+    operation = draw(
+        st.sampled_from(["DAT", "DAT", "DAT", "COR", "COR", "DEL", "RET", "QUE", "XYZ"])
+    )
+    envelope_attributes = draw(ers_attributes)
     envelope_attributes.setdefault("ON", ON)
-    log = _element("LOG", log_attributes, entries + elogs)
+    entries = draw(st.lists(ers_log_entries, max_size=4))
+    elog = st.builds(
+        _element, st.just("ELOG"), ers_attributes, st.lists(ers_log_entries, max_size=2)
+    )
+    log = _element("LOG", draw(ers_attributes), entries + draw(st.lists(elog, max_size=2)))
     body = _element(operation, {"RN": REFERENCED}, [_element("ERS", {"RN": ON}, [log])])
-    assert_parses_or_raises_parsing_error(_element("OPS", envelope_attributes, [body]).encode())
+    return _element("OPS", envelope_attributes, [body])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ers_messages())
+def test_any_ers_shaped_tree_parses_or_raises_parsing_error(message: str) -> None:
+    assert_parses_or_raises_parsing_error(message.encode())
 
 
 @settings(max_examples=200, deadline=None)
