@@ -16,6 +16,7 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetIn,
+    AssetsDefinition,
     Config,
     ConfigurableResource,
     Failure,
@@ -190,120 +191,103 @@ def vessels(
     yield from _gated_output(context, frame, config, keys, metadata)
 
 
-@asset(
-    key_prefix=SCHEMA,
-    group_name=GROUP,
-    check_specs=gate_check_specs("species"),
+def file_table_asset(
+    name: str,
+    *,
+    source: ReferenceFile,
+    read: Callable[[Path], pd.DataFrame],
+    spec: TableSpec,
+    description: str,
+    describe: Callable[[pd.DataFrame], dict[str, Any]],
+    write_mode: Literal["replace", "upsert"] = "replace",
+) -> AssetsDefinition:
+    """A reference table read from a bundled (or configured) file: read, gate, write.
+
+    ``describe`` gives the asset's metadata beyond its source (counts that let an operator see
+    at a glance whether a refresh looks right).
+    """
+
+    @asset(
+        name=name,
+        key_prefix=SCHEMA,
+        group_name=GROUP,
+        check_specs=gate_check_specs(name),
+        description=description,
+        metadata={"write_mode": write_mode, "source_file": source},
+    )
+    def _table(
+        context: AssetExecutionContext,
+        config: ReferenceRefreshConfig,
+        reference_files: ReferenceFilesResource,
+    ) -> Iterator[Output | AssetCheckResult]:
+        path = reference_files.path(source)
+        frame = _read(name, str(path), lambda: read(path))
+        metadata = {"source": str(path), **describe(frame)}
+        yield from _gated_output(context, frame, config, _spec_keys(spec), metadata)
+
+    return _table
+
+
+species = file_table_asset(
+    "species",
+    source="species_csv",
+    read=read_species,
+    spec=SPECIES,
     description="FAO ASFIS species (3-alpha code, scientific, English and French names).",
-    metadata={"write_mode": "replace"},
+    describe=lambda frame: {"isscaap_group_count": int(frame["isscaap_group"].nunique())},
 )
-def species(
-    context: AssetExecutionContext,
-    config: ReferenceRefreshConfig,
-    reference_files: ReferenceFilesResource,
-) -> Iterator[Output | AssetCheckResult]:
-    """Species from their CSV file."""
-    path = reference_files.path("species_csv")
-    frame = _read("species", str(path), lambda: read_species(path))
-    metadata = {
-        "source": str(path),
-        "isscaap_group_count": int(frame["isscaap_group"].nunique()),
-    }
-    yield from _gated_output(context, frame, config, _spec_keys(SPECIES), metadata)
 
-
-@asset(
-    key_prefix=SCHEMA,
-    group_name=GROUP,
-    check_specs=gate_check_specs("fishing_gear_codes"),
+fishing_gear_codes = file_table_asset(
+    "fishing_gear_codes",
+    source="fishing_gear_codes_csv",
+    read=read_fishing_gear_codes,
+    spec=FISHING_GEAR_CODES,
     description="ISSCFG fishing gear codes with their name and group.",
-    metadata={"write_mode": "replace"},
-)
-def fishing_gear_codes(
-    context: AssetExecutionContext,
-    config: ReferenceRefreshConfig,
-    reference_files: ReferenceFilesResource,
-) -> Iterator[Output | AssetCheckResult]:
-    """Gear codes from their CSV file."""
-    path = reference_files.path("fishing_gear_codes_csv")
-    frame = _read("fishing_gear_codes", str(path), lambda: read_fishing_gear_codes(path))
-    metadata = {
-        "source": str(path),
+    describe=lambda frame: {
         "gear_count": int(frame["gear_code"].nunique()),
         "gears_by_group": _counts(frame["gear_group"]),
-    }
-    yield from _gated_output(context, frame, config, _spec_keys(FISHING_GEAR_CODES), metadata)
-
-
-@asset(
-    key_prefix=SCHEMA,
-    group_name=GROUP,
-    check_specs=gate_check_specs("ports"),
-    description="Ports by UN/LOCODE with position, facade, FAO areas and whether active.",
-    metadata={"write_mode": "replace"},
+    },
 )
-def ports(
-    context: AssetExecutionContext,
-    config: ReferenceRefreshConfig,
-    reference_files: ReferenceFilesResource,
-) -> Iterator[Output | AssetCheckResult]:
-    """Ports from their CSV file."""
-    path = reference_files.path("ports_csv")
-    frame = _read("ports", str(path), lambda: read_ports(path))
-    metadata = {
-        "source": str(path),
+
+ports = file_table_asset(
+    "ports",
+    source="ports_csv",
+    read=read_ports,
+    spec=PORTS_SPEC,
+    description="Ports by UN/LOCODE with position, facade, FAO areas and whether active.",
+    describe=lambda frame: {
         "ports_by_country": _counts(frame["country_code_iso2"]),
         "active_ports": int(frame["is_active"].sum()),
         "facade_count": int(frame["facade"].nunique()),
-    }
-    yield from _gated_output(context, frame, config, _spec_keys(PORTS_SPEC), metadata)
-
-
-@asset(
-    key_prefix=SCHEMA,
-    group_name=GROUP,
-    check_specs=gate_check_specs("districts"),
-    description="French maritime districts (quartiers maritimes) with department and facade.",
-    metadata={"write_mode": "replace"},
+    },
 )
-def districts(
-    context: AssetExecutionContext,
-    config: ReferenceRefreshConfig,
-    reference_files: ReferenceFilesResource,
-) -> Iterator[Output | AssetCheckResult]:
-    """Districts from their CSV file."""
-    path = reference_files.path("districts_csv")
-    frame = _read("districts", str(path), lambda: read_districts(path))
-    metadata = {
-        "source": str(path),
+
+districts = file_table_asset(
+    "districts",
+    source="districts_csv",
+    read=read_districts,
+    spec=DISTRICTS,
+    description="French maritime districts (quartiers maritimes) with department and facade.",
+    describe=lambda frame: {
         "district_count": int(frame["district_code"].nunique()),
         "districts_by_facade": _counts(frame["facade"]),
-    }
-    yield from _gated_output(context, frame, config, _spec_keys(DISTRICTS), metadata)
+    },
+)
 
-
-@asset(
-    key_prefix=SCHEMA,
-    group_name=GROUP,
-    check_specs=gate_check_specs("fleet_segments"),
+fleet_segments = file_table_asset(
+    "fleet_segments",
+    source="fleet_segments_dir",
+    read=read_fleet_segments,
+    spec=FLEET_SEGMENTS,
     description="Fleet segments of each year's control plan (gears, areas, target species, "
     "impact risk). Upserted by (year, segment): years no longer in the folder are kept.",
-    metadata={"write_mode": "upsert"},
+    describe=lambda frame: {
+        "segments_by_year": MetadataValue.json(
+            {str(year): int(n) for year, n in frame.groupby("year").size().items()}
+        )
+    },
+    write_mode="upsert",
 )
-def fleet_segments(
-    context: AssetExecutionContext,
-    config: ReferenceRefreshConfig,
-    reference_files: ReferenceFilesResource,
-) -> Iterator[Output | AssetCheckResult]:
-    """Fleet segments from the folder of <year>.yaml files."""
-    path = reference_files.path("fleet_segments_dir")
-    frame = _read("fleet_segments", str(path), lambda: read_fleet_segments(path))
-    by_year = frame.groupby("year").size()
-    metadata = {
-        "source": str(path),
-        "segments_by_year": MetadataValue.json({str(y): int(n) for y, n in by_year.items()}),
-    }
-    yield from _gated_output(context, frame, config, _spec_keys(FLEET_SEGMENTS), metadata)
 
 
 @asset(
