@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(BIN)/fishnet: pyproject.toml uv.lock
+# setup.py and the .pyx: the compiled ERS walker is rebuilt when its source changes
+$(BIN)/fishnet: pyproject.toml uv.lock setup.py platform_assets/logbook/_ers_fast.pyx
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet uv==0.13.8
 	$(UV) sync --frozen --extra test
 	@touch $@
