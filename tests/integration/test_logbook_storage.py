@@ -236,6 +236,8 @@ def test_inbox_files_are_ingested_once_and_the_sensor_requests_one_run_per_new_f
     raw_meta = result.asset_materializations_for_node("logbook_messages")[0].metadata
     assert raw_meta["files"].value == 2
     assert raw_meta["quarantined"].value == 1
+    assert raw_meta["messages_per_second"].value > 0
+    assert raw_meta["ers_walker"].value == "compiled"  # what operators see if the build failed
     checks = result.get_asset_check_evaluations()
     assert [(c.check_name, c.passed) for c in checks] == [("no_quarantined_messages", False)]
 
