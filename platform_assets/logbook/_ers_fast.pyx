@@ -108,16 +108,6 @@ cdef xmlNode* _one(xmlNode* c_node, const char* name, str parent) except? NULL:
     return found
 
 
-cdef inline bint _has(xmlNode* c_node, const char* name) noexcept:
-    """Whether ``c_node`` has a child element called ``name``."""
-    cdef xmlNode* child = _first(c_node)
-    while child is not NULL:
-        if _named(child, name):
-            return True
-        child = _next(child)
-    return False
-
-
 # --- scalar fields -------------------------------------------------------------------------------
 
 
@@ -276,10 +266,12 @@ cdef dict _dep(xmlNode* el):
         "departurePort": _get(el, b"PO"),
         "anticipatedActivity": _get(el, b"AA"),
     }
-    if _has(el, b"GEA"):
-        value["gearOnboard"] = _geas(el)
-    if _has(el, b"SPE"):
-        value["speciesOnboard"] = _spes(el)
+    gears = _geas(el)
+    if gears:
+        value["gearOnboard"] = gears
+    species = _spes(el)
+    if species:
+        value["speciesOnboard"] = species
     return {"activity_datetime_utc": activity, "log_type": "DEP", "value": value}
 
 
@@ -289,8 +281,9 @@ cdef dict _far(xmlNode* el):
     cdef xmlNode* gea = _one(el, b"GEA", "FAR")
     if gea is not NULL:
         haul.update(_gea(gea))
-    if _has(el, b"SPE"):
-        haul["catches"] = _spes(el)
+    catches = _spes(el)
+    if catches:
+        haul["catches"] = catches
     cdef xmlNode* pos = _one(el, b"POS", "FAR")
     if pos is not NULL:
         haul["latitude"], haul["longitude"] = _pos(pos)
@@ -320,8 +313,9 @@ cdef dict _ecps(xmlNode* el):
 cdef dict _dis(xmlNode* el):
     activity, stamp = _when(_get(el, b"DA"), _get(el, b"TI"))
     cdef dict value = {"discardDatetimeUtc": stamp}
-    if _has(el, b"SPE"):
-        value["catches"] = _spes(el)
+    catches = _spes(el)
+    if catches:
+        value["catches"] = catches
     return {"activity_datetime_utc": activity, "log_type": "DIS", "value": value}
 
 
@@ -343,8 +337,9 @@ cdef dict _effort_zone(xmlNode* el, str log_type, bint entered):
     cdef xmlNode* pos = _one(el, b"POS", log_type)
     if pos is not NULL:
         value[f"latitude{zone}"], value[f"longitude{zone}"] = _pos(pos)
-    if _has(el, b"SPE"):
-        value["speciesOnboard"] = _spes(el)
+    species = _spes(el)
+    if species:
+        value["speciesOnboard"] = species
     return {"activity_datetime_utc": activity, "log_type": log_type, "value": value}
 
 
@@ -379,8 +374,9 @@ cdef dict _pno(xmlNode* el):
             value["statisticalRectangle"],
             value["effortZone"],
         ) = _area(ras)
-    if _has(el, b"SPE"):
-        value["catchOnboard"] = _spes(el)
+    on_board = _spes(el)
+    if on_board:
+        value["catchOnboard"] = on_board
         value["catchToLand"] = _spes(el, True)
     cdef xmlNode* pos = _one(el, b"POS", "PNO")
     if pos is not NULL:
@@ -395,8 +391,9 @@ cdef dict _lan(xmlNode* el):
         "port": _get(el, b"PO"),
         "sender": _get(el, b"TS"),
     }
-    if _has(el, b"SPE"):
-        value["catchLanded"] = _spes(el)
+    landed = _spes(el)
+    if landed:
+        value["catchLanded"] = landed
     return {"activity_datetime_utc": activity, "log_type": "LAN", "value": value}
 
 
@@ -416,8 +413,9 @@ cdef dict _rtp(xmlNode* el):
         "port": _get(el, b"PO"),
         "reasonOfReturn": _get(el, b"RE"),
     }
-    if _has(el, b"GEA"):
-        value["gearOnboard"] = _geas(el)
+    gears = _geas(el)
+    if gears:
+        value["gearOnboard"] = gears
     return {"activity_datetime_utc": activity, "log_type": "RTP", "value": value}
 
 
