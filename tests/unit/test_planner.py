@@ -549,3 +549,41 @@ def test_improvement_is_valid_deterministic_and_not_worse_on_a_mid_size_instance
         <= len(p.new_vms)
         <= len(first_fit(tasks, BIG, limits).new_vms)
     )
+
+
+# --- tasks that exclude each other --------------------------------------------------------
+
+
+def test_pack_lanes_fills_bins_where_first_fit_decreasing_does_not() -> None:
+    from platform_assets.processing.planner import _pack_lanes
+
+    # First fit decreasing: {45, 40}, {35, 30, 25}, {25}; exact: {45, 30, 25}, {40, 35, 25}.
+    sizes = [45, 40, 35, 30, 25, 25]
+    bins = _pack_lanes(sizes, 100)
+    assert sorted(j for b in bins for j in b) == list(range(len(sizes)))
+    assert sorted(sorted(sizes[j] for j in b) for b in bins) == [[25, 30, 45], [25, 35, 40]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 100), max_size=60), st.integers(100, 150))
+def test_pack_lanes_keeps_every_item_once_within_capacity(sizes: list[int], capacity: int) -> None:
+    from platform_assets.processing.planner import _pack_lanes
+
+    bins = _pack_lanes(sizes, capacity)
+    assert sorted(j for b in bins for j in b) == list(range(len(sizes)))
+    assert all(b and sum(sizes[j] for j in b) <= capacity for b in bins)
+    assert _pack_lanes(sizes, capacity) == bins
+
+
+def test_tasks_that_exclude_each_other_run_in_full_lanes() -> None:
+    # No two 10-core tasks share a 16-core VM at one instant, so each VM runs them in sequence
+    # and their 1-3 h durations must fill 8 h lanes almost exactly: 46 lanes hold these 180,
+    # where placing them by size needed 47. One-core tasks fit beside them.
+    rnd = random.Random(3)
+    tasks = [task(f"h{i:03d}", cpu=10, ram_gb=8, dur=rnd.randint(60, 180) * 60) for i in range(180)]
+    tasks += [task(f"l{i:03d}", cpu=1, ram_gb=1, dur=rnd.randint(5, 30) * 60) for i in range(360)]
+    limits = Limits(max_vms=1000, horizon_s=8 * 3600)
+    p = plan(tasks, [BIG], [], limits)
+    check_plan(p, tasks, [BIG], [], limits)
+    assert len(p.new_vms) == lower_bound(tasks, BIG, limits) == 46
+    assert plan(list(reversed(tasks)), [BIG], [], limits) == p
