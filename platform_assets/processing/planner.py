@@ -41,15 +41,16 @@ seconds, and under a wall-clock limit its answer would depend on machine load. S
    hash), slack, duration and dominant demand, crossed with the constructions, then key
    order; the best plan is kept. Effort is capped by a deterministic work counter (filter cells,
    scanned segments, sweep steps), never by the clock: small inputs run everything, 10,000 tasks
-   a few runs (2-3.5 s on the shared 2-core benchmark machine).
+   a few runs (2-3.5 s on the shared 2-core benchmark machine, 4-6 s on a slower day).
 4. Improvement: try to empty the least-loaded new VM by re-inserting its units elsewhere
    (chains re-timed within their neighbours' windows), undone when one does not fit. Then, with
    the rest of the budget, ejection chains: the units of the VM to empty form a pool, largest
    first; one that fits nowhere goes where it displaces the least area (at most 3 units, none
    more than 4x its area, none just inserted), and the displaced units join the pool; the attempt
    succeeds when the pool is empty and is undone otherwise (3 M work units per attempt). Plain
-   re-insertion fails once the other VMs are ~95 % full; ejection still frees one VM on bimodal
-   and tight 1,000 (-1 VM each) at ~2 s, and finds nothing on chains or at 10,000 tasks. A seeded
+   re-insertion fails once the other VMs are ~95 % full; ejection still frees one VM on tight
+   1,000 (and did on bimodal 1,000 before "lanes") at ~2 s, and finds nothing on chains or at
+   10,000 tasks, not even with 3x the budget and 10x the work per attempt. A seeded
    ruin-and-recreate search and jittered restarts were tried and removed: on every benchmark
    family they found nothing the portfolio had not.
 5. CP-SAT where it pays: one flavour, no existing VM, <= 100 tasks, heuristic above the lower
@@ -74,22 +75,40 @@ worker, fixed seed, deterministic limits; windows narrowed by the chained tasks 
   nothing. An 8x larger improvement budget (and 3x work per ejection attempt) finds nothing
   more on tight or bimodal 1,000 either.
 
+Also tried for the remaining gap and not kept: lanes of similar-size tasks for every family
+(tight 1,000: 90-93 VMs against 86, uniform 1,000: 18-21 against 14: tasks sharing a lane
+differ too much in size); latest-start ("as late as possible") constructions (tight 1,000:
+92-95); a global list schedule over a fixed fleet, least slack first (tight 1,000 needs 100);
+congestion re-estimated from the previous plan's load (at best what improvement already
+reaches).
+
 Lower bound (``lower_bound``), the max of:
 (a) energy on the whole horizon per resource, also after dual-feasible transforms of the demand
     fractions (Fekete & Schepers): the identity gives the plain area bound ceil(sum(r x d) /
     (capacity x horizon)); the "big item" transforms count tasks that cannot share a VM;
-(b) energetic reasoning on windows between sampled window ends, with each task's minimal
-    overlap given its chain window (where chains and tight horizons make (a) weak);
+(b) energetic reasoning on windows [a, b] between sampled window ends, with each task's minimal
+    overlap o given its chain window (where chains and tight horizons make (a) weak), and
+    "time lanes": the same transforms applied to the share o / (b - a) as well;
 (c) the load forced at one instant by tasks whose window is shorter than twice their duration.
-All are valid for any plan that places every placeable task. Against the plain area bound, on
-the 10,000-task benchmark instances: bimodal 343 -> 513 (big tasks cannot share), tight 683 ->
-737 and chains 66 -> 70 (windows). The remaining gap on tight horizons (~11-14 %) and chains
-(~8-14 %) is part heuristic, part bound: given 60-90 s, CP-SAT neither found a plan at the bound
-nor proved it impossible on the 100-task tight or a 300-task chains instance (nor, in 60
-deterministic seconds, 7 VMs for the 1,000-task chains instance). Energetic reasoning is
-saturated: all window ends instead of 48 samples change nothing, and the fleet-wide relaxation
-(one cumulative of k VMs' capacity, non-preemptive) is feasible at the bound on both (CP-SAT,
-< 1 s), so a stronger bound must reason about the split into VMs.
+All are valid for any plan that places every placeable task. Time lanes, for one resource of one
+VM, demand fractions h (after a transform g, still at most 1 at every instant) and a transform f
+of the share: give each task, in order of start, a part of measure g(h) of [0, 1) left free by
+the tasks running at that moment. Each point of [0, 1) is then held by tasks that never overlap
+in time, whose pieces inside [a, b] are at least o long and sum to at most b - a; f is
+dual-feasible and non-decreasing, so their f(o / (b - a)) sum to at most 1, and integrating over
+[0, 1) gives sum g(h) f(o / (b - a)) <= 1 per VM. It counts what area misses: a 70-minute task
+in a 2-hour window leaves room beside it in time only for tasks of 50 minutes or less.
+
+Against the plain area bound, on the 10,000-task benchmark instances: bimodal 343 -> 513 (big
+tasks cannot share), tight 683 -> 743 (windows, then time lanes: 737 without them; 1,000 tasks
+77 -> 78) and chains 66 -> 70 (windows). The remaining gap on tight horizons (~10-14 %) and
+chains (~8-14 %) is part heuristic, part bound: given 60-90 s, CP-SAT neither found a plan at
+the bound nor proved it impossible on the 100-task tight or a 300-task chains instance (nor, in
+60 deterministic seconds, 7 VMs for the 1,000-task chains instance). Energetic reasoning alone
+is saturated: all window ends instead of 48 samples change nothing, and the fleet-wide
+relaxation (one cumulative of k VMs' capacity, non-preemptive) is feasible at the bound on both
+(CP-SAT, < 1 s). Chained tasks' overlaps taken jointly (a chain cannot be left-shifted before a
+window and right-shifted after it at once) change nothing on chains or tight either.
 
 Determinism: tasks are handled in key order internally, every sort key ends in a task key, no
 dict order, clock, hash() or randomness is used: the same input in any order gives the
@@ -1521,8 +1540,10 @@ def _bound_from(
         b = hi_w[start : start + 64, None]
         overlap = np.minimum(np.minimum(b - a, dd[None, :]), np.minimum(e + dd - a, b - lc + dd))
         np.maximum(overlap, 0.0, out=overlap)
-        energy = overlap @ fx  # (W, 3F)
-        best = max(best, float((energy / (b - a)).max()))
+        # The share of the window each task must spend in it, through the same transforms
+        # (the identity gives plain energy): see "time lanes" in the module docstring.
+        for share in _dff_family(overlap / (b - a)):
+            best = max(best, float((share @ fx).max()))  # (W, n) @ (n, 3F)
     # (c) load forced at an instant by windows shorter than twice the duration
     forced_lo, forced_hi = lct - d, est + d
     mask = forced_lo < forced_hi

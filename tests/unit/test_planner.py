@@ -369,6 +369,15 @@ def test_first_fit_keeps_input_order() -> None:
         ([task(f"t{i}", cpu=5, dur=2400) for i in range(5)], 3600, 5),
         # chain forced to overlap: each of these must run during [1200, 2400)
         ([task(f"t{i}", cpu=5, dur=2400, earliest_start_s=0) for i in range(3)], 3600, 3),
+        # time lanes: 4 tasks of 2 CPU run at once on 8 CPU, and in 1 h a 40-min task leaves
+        # room beside it in time for nothing here, two 25-min tasks fit one after the other:
+        # 12 + 6 lanes = 4.5 VMs, where the area says 3.25 and no instant forces more than 3
+        (
+            [task(f"l{i}", cpu=2, dur=2400) for i in range(12)]
+            + [task(f"s{i}", cpu=2, dur=1500) for i in range(12)],
+            3600,
+            5,
+        ),
         # tasks no flavour can hold are left out of the bound
         ([task("big", cpu=99)], 3600, 0),
     ],
@@ -378,6 +387,46 @@ def test_lower_bound(tasks: list[TaskRequest], horizon: int, bound: int) -> None
     assert lower_bound(tasks, SMALL, limits) == bound
     if tasks:
         assert len(plan(tasks, [SMALL], [], limits).new_vms) >= bound
+
+
+def _fewest_bins(sizes: list[int], capacity: int) -> int:
+    """Exact 1D bin packing by exhaustive search (a handful of items)."""
+    sizes = sorted(sizes, reverse=True)
+    best = len(sizes)
+
+    def place(k: int, bins: list[int]) -> None:
+        nonlocal best
+        if len(bins) >= best:
+            return
+        if k == len(sizes):
+            best = len(bins)
+            return
+        for b in range(len(bins)):
+            if bins[b] + sizes[k] <= capacity:
+                bins[b] += sizes[k]
+                place(k + 1, bins)
+                bins[b] -= sizes[k]
+        bins.append(sizes[k])
+        place(k + 1, bins)
+        bins.pop()
+
+    place(0, [])
+    return best
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([1, 2, 4]), st.lists(st.integers(1, 60), min_size=1, max_size=9))
+def test_lower_bound_never_exceeds_the_optimum(per_vm: int, minutes: list[int]) -> None:
+    # per_vm tasks of 8 / per_vm CPU run at once on an 8-CPU VM, so a VM is per_vm machines and
+    # the optimum is ceil(bins / per_vm), bins being the exact packing of the durations into 1 h.
+    tasks = [task(f"t{i}", cpu=8 / per_vm, dur=m * 60) for i, m in enumerate(minutes)]
+    limits = Limits(max_vms=100, horizon_s=3600)
+    optimum = -(-_fewest_bins(minutes, 60) // per_vm)
+    assert (
+        lower_bound(tasks, SMALL, limits)
+        <= optimum
+        <= len(plan(tasks, [SMALL], [], limits).new_vms)
+    )
 
 
 # --- properties ---------------------------------------------------------------------------
