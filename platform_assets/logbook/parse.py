@@ -195,7 +195,9 @@ def _parse_tree(root: etree._Element, source: str, envelope_allowed: bool) -> Pa
     return ParsedMessage(operation_number, transmission_format, metadata, reports)
 
 
-def parse_message(xml: bytes | str, *, source: str = "<message>") -> ParsedMessage:
+def parse_message(
+    xml: bytes | bytearray | memoryview | str, *, source: str = "<message>"
+) -> ParsedMessage:
     """Detect ERS vs FLUX (incl. BASE64DATA envelope) and parse; raise LogbookParsingError."""
     if type(xml) is bytes:
         root = _root(xml, False, source, "message")

@@ -68,8 +68,8 @@ def ers_message(operation: str, ops_attributes: str = f'ON="{ON}"') -> bytes:
     ).encode()
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_ers_dat_carries_vessel_and_one_report_per_log_entry() -> None:
