@@ -1387,7 +1387,8 @@ def _exclusive_lanes(prob: _Problem, cap: Vec, max_cells: int = 8192) -> list[li
     first fit by area does badly (bimodal 1,000: 47 VMs where 46 lanes hold every heavy task).
     Only free-standing tasks whose window is the whole horizon join, so a lane runs back to
     back from 0 in any order; the resource with the most such task-time is used. Durations are
-    counted on a grid of at most ``max_cells`` steps per horizon, rounded up (never overfull).
+    counted on a grid of at most ``max_cells`` steps per horizon, rounded up (never overfull);
+    a task that no longer fits a lane once rounded is left to the other constructions.
     """
     horizon = prob.horizon
     best: list[int] = []
@@ -1408,6 +1409,9 @@ def _exclusive_lanes(prob: _Problem, cap: Vec, max_cells: int = 8192) -> list[li
         return []
     step = math.gcd(horizon, *(prob.d[i] for i in best))
     step = max(step, -(-horizon // max_cells))
+    best = [i for i in best if -(-prob.d[i] // step) <= horizon // step]
+    if len(best) < 2:
+        return []
     lanes = _pack_lanes([-(-prob.d[i] // step) for i in best], horizon // step)
     return [sorted((best[j] for j in lane), key=lambda i: (-prob.d[i], i)) for lane in lanes]
 

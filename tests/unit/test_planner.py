@@ -624,6 +624,17 @@ def test_pack_lanes_keeps_every_item_once_within_capacity(sizes: list[int], capa
     assert _pack_lanes(sizes, capacity) == bins
 
 
+def test_lanes_on_a_horizon_their_grid_does_not_divide() -> None:
+    # Durations with no common step force a coarser grid; a task as long as the horizon no
+    # longer fits a lane once rounded up and is placed like any other.
+    tasks = [task("a", cpu=10, dur=100_003), task("b", cpu=10, dur=50_000)]
+    tasks += [task("c", cpu=10, dur=49_999), task("d", cpu=10, dur=30_001)]
+    limits = Limits(max_vms=10, horizon_s=100_003)
+    p = plan(tasks, [BIG], [], limits)
+    check_plan(p, tasks, [BIG], [], limits)
+    assert len(p.new_vms) == 3 and not p.unplaced
+
+
 def test_tasks_that_exclude_each_other_run_in_full_lanes() -> None:
     # No two 10-core tasks share a 16-core VM at one instant, so each VM runs them in sequence
     # and their 1-3 h durations must fill 8 h lanes almost exactly: 46 lanes hold these 180,
