@@ -13,20 +13,12 @@ from pathlib import Path
 from resources.warehouse import (
     PROJECT_ROOT,
     DatabaseUrls,
+    dagster_environment,
     embedded_server_uri,
     resolve_database_urls,
     state_dir,
     stop_embedded,
 )
-
-
-def dagster_environment(urls: DatabaseUrls) -> dict[str, str]:
-    """What Dagster processes need: its home (this project's dagster.yaml) and storage URL."""
-    return {
-        "DATABASE_URL": urls.libpq,
-        "DAGSTER_PG_URL": urls.dagster,
-        "DAGSTER_HOME": os.environ.get("DAGSTER_HOME") or str(PROJECT_ROOT),
-    }
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
@@ -67,7 +59,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from platform_assets.demo import run_demo
+    from platform_assets.demo.run import run_demo
 
     return run_demo()
 

@@ -1,21 +1,32 @@
-"""Resources, built once per environment and handed to the one `Definitions`.
+"""Every resource of the platform, built once per environment and handed to the one `Definitions`.
 
 Each external system has a small interface with a real implementation and a local one, chosen by
-configuration (environment variables read when a run uses the resource, never at import time).
+configuration (settings are read when a run uses the resource, never at import time; see
+settings.py). A resource hands rows or bytes to a domain; it never imports one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from resources.io_managers import PostgresPandasIOManager
-from resources.warehouse import WarehouseResource
-
 
 def build_resources() -> dict[str, Any]:
-    """The resources every environment shares; settings resolve at run time from env."""
+    """The resources, by the names assets, ops and sensors ask for."""
+    from resources.catalogue import CatalogueResource
+    from resources.inboxes import LogbookInboxResource
+    from resources.io_managers import PostgresPandasIOManager
+    from resources.launcher import LauncherResource
+    from resources.reference_files import ReferenceFilesResource
+    from resources.source_db import SourceDatabaseResource
+    from resources.warehouse import WarehouseResource
+
     warehouse = WarehouseResource()
     return {
         "warehouse": warehouse,
         "io_manager": PostgresPandasIOManager(warehouse=warehouse),
+        "source_db": SourceDatabaseResource(),
+        "reference_files": ReferenceFilesResource(),
+        "logbook_inbox": LogbookInboxResource(),
+        "catalogue": CatalogueResource(),
+        "launcher": LauncherResource(),
     }

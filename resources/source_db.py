@@ -4,8 +4,12 @@
 its `url` field, else `SOURCE_DB_URL`; its `schema_name` field, else `SOURCE_DB_SCHEMA`. With
 neither URL, the embedded default is the warehouse database itself (DATABASE_URL, else the
 embedded server) with a schema `oracle_source` laid out like the Oracle source, which
-`seed_sample_source` fills with the deterministic sample (it stands in for an external system,
-so it creates its own tables; warehouse tables only ever come from migrations).
+`seed_sample_source` fills with the deterministic sample of `registry_stand_in` (it stands in for
+an external system, so it creates its own tables; warehouse tables only ever come from migrations).
+
+The resource hands the registry's rows to the reference domain (`platform_assets/reference/
+vessels.py` turns them into the `vessels` table); it knows the source's tables and queries
+(`registry_tables.py`), not the warehouse's.
 
 Oracle is reached with SQLAlchemy's `oracle+oracledb` dialect in thin mode (no Instant Client):
 `oracle+oracledb://user:password@host:1521/?service_name=SERVICE`.
@@ -15,30 +19,29 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateSchema
 
-from platform_assets.reference.readers import ReferenceSourceError
-from platform_assets.reference.sample_source_db import sample_vessel_rows
-from platform_assets.reference.source_tables import (
-    declared_gears_query,
-    source_tables,
-    transform_vessels,
-    vessels_query,
-)
+from resources.registry_stand_in import sample_vessel_rows
+from resources.registry_tables import declared_gears_query, source_tables, vessels_query
+from resources.settings import setting
 from resources.warehouse import DatabaseUrls, WarehouseResource
 
 log = logging.getLogger(__name__)
 
 URL_ENV = "SOURCE_DB_URL"
 SCHEMA_ENV = "SOURCE_DB_SCHEMA"
+
+
+class SourceDatabaseError(RuntimeError):
+    """The registry cannot be read (unreachable, missing table, unsupported database)."""
 #: The schema of the warehouse database that stands in for the Oracle registry by default.
 EMBEDDED_SCHEMA = "oracle_source"
 
@@ -56,7 +59,7 @@ def read_only_statement(dialect_name: str) -> str:
     try:
         return _READ_ONLY[dialect_name]
     except KeyError:
-        raise ReferenceSourceError(
+        raise SourceDatabaseError(
             f"the vessel registry source must be Oracle or PostgreSQL, got {dialect_name!r}"
         ) from None
 
@@ -115,8 +118,8 @@ class SourceDatabaseResource(ConfigurableResource):
 
     def location(self) -> SourceLocation:
         """Resolve the URL and schema now (fields, then environment, then the embedded default)."""
-        url = self.url or os.environ.get(URL_ENV) or None
-        schema = self.schema_name or os.environ.get(SCHEMA_ENV) or None
+        url = setting(URL_ENV, self.url)
+        schema = setting(SCHEMA_ENV, self.schema_name)
         if url is None and schema is None:
             schema = EMBEDDED_SCHEMA
         return SourceLocation(url, schema)
@@ -133,10 +136,10 @@ class SourceDatabaseResource(ConfigurableResource):
         """Where vessels come from, without the password (for metadata and error messages)."""
         return self.location().describe()
 
-    def read_vessels(self) -> pd.DataFrame:
-        """Run the vessels and declared gears queries in one read-only transaction -> `vessels`.
+    def read_registry(self) -> RegistryRows:
+        """Run the vessels and declared gears queries in one read-only transaction.
 
-        Raises `ReferenceSourceError` naming the source table (and the vessel key, for a bad row).
+        Raises `SourceDatabaseError` naming the source table when the registry cannot be read.
         """
         location = self.location()
         where = location.describe()
@@ -151,14 +154,18 @@ class SourceDatabaseResource(ConfigurableResource):
                 connection.rollback()
         except sa.exc.DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise ReferenceSourceError(
-                f"{where}: cannot read the vessel registry: {reason}"
-            ) from exc
+            raise SourceDatabaseError(f"{where}: cannot read the vessel registry: {reason}") from exc
         log.info("read %d vessels and %d declared gears from %s", len(vessels), len(gears), where)
-        try:
-            return transform_vessels(vessels, gears)
-        except ReferenceSourceError as exc:
-            raise ReferenceSourceError(f"{where}: {exc}") from exc
+        return RegistryRows(where, vessels, gears)
+
+
+@dataclass(frozen=True)
+class RegistryRows:
+    """One consistent read of the registry: rows of `vessels_query` and `declared_gears_query`."""
+
+    source: str
+    vessels: Sequence[Any]
+    declared_gears: Sequence[Any]
 
 
 def seed_sample_source(engine: sa.Engine, schema: str = EMBEDDED_SCHEMA, n: int = 300) -> int:

@@ -25,6 +25,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy.engine import URL, make_url
 
+from resources.settings import setting, setting_path
+
 if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection as AdbcConnection
 
@@ -78,7 +80,7 @@ class DatabaseUrls:
 
 def state_dir() -> Path:
     """Where the embedded server keeps its data (and other local state)."""
-    return Path(os.environ.get("FISHNET_STATE_DIR") or PROJECT_ROOT / ".state").resolve()
+    return setting_path("FISHNET_STATE_DIR", None, PROJECT_ROOT / ".state").resolve()
 
 
 def _pgdata(state: Path | None = None) -> Path:
@@ -156,7 +158,7 @@ def _ensure_database(admin: DatabaseUrls, name: str) -> None:
 
 def resolve_database_urls(database_url: str | None = None) -> DatabaseUrls:
     """The one resolver: an explicit URL, else DATABASE_URL, else the embedded server."""
-    raw = database_url or os.environ.get("DATABASE_URL")
+    raw = setting("DATABASE_URL", database_url)
     if raw:
         return DatabaseUrls.parse(raw)
     return start_embedded()
@@ -212,3 +214,12 @@ def fetch_one(conn: psycopg.Connection, sql: str, params: Any = None) -> tuple[A
     if row is None:
         raise WarehouseError(f"query returned no row: {sql.strip()[:80]}")
     return row
+
+
+def dagster_environment(urls: DatabaseUrls) -> dict[str, str]:
+    """What Dagster processes need: its home (this project's dagster.yaml) and storage URL."""
+    return {
+        "DATABASE_URL": urls.libpq,
+        "DAGSTER_PG_URL": urls.dagster,
+        "DAGSTER_HOME": setting("DAGSTER_HOME") or str(PROJECT_ROOT),
+    }

@@ -4,7 +4,7 @@ A reaction (a consumer of the feed) is declared as N sensors, its *lanes*
 (`change_feed_sensors`): Dagster's daemon starts a tick of a given sensor at most every 5 s and one
 at a time, so a single sensor that returned with a batch leaves the feed unwatched until its next
 tick. The lanes share one position in the database (`ops.change_feed_consumer.feed_cursor`,
-platform_assets/processing/change_feed.py): a lane claims a batch under the consumer's row lock, so
+platform_assets/change_feed/lanes.py): a lane claims a batch under the consumer's row lock, so
 two lanes never emit the same event, and they space their claims (`spacing`, by default the
 daemon's 5 s loop over N) so that while one returns with a batch the others are still waiting.
 
@@ -26,7 +26,6 @@ a batch that still has no run `reemit_grace_seconds` after its emission.
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -48,23 +47,23 @@ from dagster import (
     sensor,
 )
 
-from platform_assets.processing.change_feed import (
+from platform_assets.change_feed.feed import (
     CHANNEL,
     DEFAULT_MAX_EVENTS,
     Batch,
     ChangeFeedError,
-    FeedCursor,
     FeedSpec,
+)
+from platform_assets.change_feed.lanes import (
     Lane,
-    ReadResult,
     Unconfirmed,
     claim_batch,
     mark_emitted,
     mark_run_seen,
-    next_batch,
-    record_position,
     unconfirmed_batches,
 )
+from platform_assets.change_feed.tags import BATCH_TAG, CONSUMER_TAG, EVENTS_TAG, RUN_KEY_TAG
+from resources.settings import setting_number
 from resources.warehouse import WarehouseResource
 
 log = logging.getLogger(__name__)
@@ -73,15 +72,12 @@ WAIT_SECONDS_ENV = "FISHNET_SENSOR_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 20.0
 """Long enough that most changes arrive while a tick listens, far below the 60 s gRPC timeout."""
 
-BATCH_TAG = "fishnet/change_batch"
-CONSUMER_TAG = "fishnet/change_consumer"
-EVENTS_TAG = "fishnet/change_events"
-RUN_KEY_TAG = "dagster/run_key"
-"""The tag Dagster puts a run request's run key in (`dagster._core.storage.tags.RUN_KEY_TAG`)."""
 
 DEFAULT_LANES = 3
 DAEMON_LOOP_SECONDS = 5.0
-"""Dagster 1.13's sensor loop period (`dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME`)."""
+"""The daemon's sensor loop period we space lanes over: Dagster documents that sensors are
+evaluated at most every few seconds whatever `minimum_interval_seconds` says (5 s in 1.13).
+Lanes only use it to spread their claims; a different period costs latency, never events."""
 TICK_END_MARGIN_SECONDS = 0.6
 """A waiting tick ends this long before a daemon loop iteration, so the next one starts at it."""
 DEFAULT_REEMIT_GRACE_SECONDS = 30.0
@@ -97,14 +93,12 @@ SensorTarget = Any
 
 def wait_seconds_from_env(default: float = DEFAULT_WAIT_SECONDS) -> float:
     """`FISHNET_SENSOR_WAIT_SECONDS`, read at tick time so it can change without a redeploy."""
-    raw = os.environ.get(WAIT_SECONDS_ENV, "").strip()
-    if not raw:
-        return default
     try:
-        return max(0.0, float(raw))
-    except ValueError:
-        log.warning("ignoring %s=%r: not a number", WAIT_SECONDS_ENV, raw)
+        value = setting_number(WAIT_SECONDS_ENV)
+    except ValueError as exc:
+        log.warning("ignoring %s", exc)
         return default
+    return default if value is None else max(0.0, value)
 
 
 def _wait_for_change(conn: psycopg.Connection, tables: Sequence[str], timeout: float) -> bool:
@@ -115,33 +109,6 @@ def _wait_for_change(conn: psycopg.Connection, tables: Sequence[str], timeout: f
             if notify.payload in tables:
                 return True
     return False
-
-
-def evaluate_feed(
-    connect: Connect,
-    spec: FeedSpec,
-    raw_cursor: str | None,
-    wait_seconds: float,
-) -> ReadResult:
-    """One tick of a single sensor holding its own cursor (the design before lanes, kept for the
-    benchmark's comparison): the batch to emit (if any) and the cursor to store.
-
-    Always reads from the incoming cursor (the one Dagster stored), so a batch is recorded under
-    the cursor a retried tick will present again.
-    """
-    cursor = FeedCursor.parse(raw_cursor)
-    with connect() as conn:
-        record_position(conn, spec.consumer, cursor)
-        # LISTEN before the first read: a change committed after the read's snapshot notifies us.
-        conn.execute(f"LISTEN {CHANNEL}")
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            result = next_batch(conn, spec, cursor)
-            remaining = deadline - time.monotonic()
-            if result.batch is not None or remaining <= 0:
-                return result
-            if not _wait_for_change(conn, spec.tables, remaining):
-                return result
 
 
 def default_spacing(lanes: int, loop_seconds: float = DAEMON_LOOP_SECONDS) -> float:
@@ -162,15 +129,10 @@ def tick_budget(wait_seconds: float, loop_seconds: float = DAEMON_LOOP_SECONDS) 
 
 @dataclass(frozen=True)
 class LaneCursor:
-    """A lane's Dagster cursor: how many of its emitting ticks Dagster completed.
-
-    `legacy` is a cursor from before lanes (`{"xmin": ..., "seen": [...]}`), which the first lane
-    moves into the database at its first tick.
-    """
+    """A lane's Dagster cursor: how many of its emitting ticks Dagster completed."""
 
     tick: int = 0
     last_batch: int | None = None
-    legacy: FeedCursor | None = None
 
     @classmethod
     def parse(cls, raw: str | None) -> "LaneCursor":
@@ -180,10 +142,10 @@ class LaneCursor:
             data = json.loads(raw)
         except ValueError as exc:
             raise ChangeFeedError(f"not a change-feed lane cursor: {raw[:200]!r}") from exc
-        if isinstance(data, dict) and "lane_tick" in data:
-            last = data.get("last_batch")
-            return cls(tick=int(data["lane_tick"]), last_batch=None if last is None else int(last))
-        return cls(legacy=FeedCursor.parse(raw))
+        if not isinstance(data, dict) or "lane_tick" not in data:
+            raise ChangeFeedError(f"not a change-feed lane cursor: {raw[:200]!r}")
+        last = data.get("last_batch")
+        return cls(tick=int(data["lane_tick"]), last_batch=None if last is None else int(last))
 
     def to_json(self) -> str:
         return json.dumps(
@@ -273,9 +235,7 @@ def evaluate_lane(
         settle(unconfirmed_batches(conn, lane, cursor.tick, grace))
         while True:
             remaining = deadline - time.monotonic()
-            claim = claim_batch(
-                conn, spec, lane, tick, spacing if remaining > 0 else 0.0, cursor.legacy
-            )
+            claim = claim_batch(conn, spec, lane, tick, spacing if remaining > 0 else 0.0)
             if claim.adopted:
                 settle(
                     [
@@ -287,7 +247,6 @@ def evaluate_lane(
             if claim.batch is not None:
                 emitted.append(claim.batch)
                 break
-            note = claim.blocked
             if emitted or remaining <= 0:
                 break
             if claim.retry_after is not None:  # another lane claimed a moment ago
@@ -308,17 +267,12 @@ def run_request_for_batch(batch: Batch, run_config: Mapping[str, Any] | None = N
         run_key=batch.run_key,
         run_config=dict(run_config or {}),
         tags={
+            RUN_KEY_TAG: batch.run_key,
             BATCH_TAG: str(batch.batch_id),
             CONSUMER_TAG: batch.consumer,
             EVENTS_TAG: str(len(batch.event_ids)),
         },
     )
-
-
-def run_request_for(result: ReadResult, run_config: Mapping[str, Any] | None = None) -> RunRequest:
-    """The run request of a read's batch."""
-    assert result.batch is not None
-    return run_request_for_batch(result.batch, run_config)
 
 
 def change_feed_sensor(

@@ -1,18 +1,14 @@
 """Dagster layer of the logbook: ingest inbox files, report what was stored, replay the quarantine."""
 
-import os
 import time
 from pathlib import Path
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     AssetMaterialization,
     AssetSpec,
     Config,
-    ConfigurableResource,
     MaterializeResult,
     MetadataValue,
     OpExecutionContext,
@@ -22,6 +18,8 @@ from dagster import (
 )
 from pydantic import Field
 
+from platform_assets.logbook import columns
+from platform_assets.logbook.checks import QUARANTINE_CHECK, quarantine_check
 from platform_assets.logbook.inbox import (
     InboxFile,
     InboxFileError,
@@ -39,24 +37,14 @@ from platform_assets.logbook.load import (
 )
 from platform_assets.logbook.parse import ERS_COMPILED
 from platform_assets.ops.catalog import ingested_hashes, record_ingested
-from resources.warehouse import WarehouseResource, fetch_one, state_dir
+from platform_assets.table_metadata import row_count, table_metadata
+from resources.inboxes import LogbookInboxResource
+from resources.warehouse import WarehouseResource, fetch_one
 
 DOMAIN = "logbook"
 RAW_MESSAGES = AssetKey(["logbook", "logbook_raw_messages"])
 REPORTS = AssetKey(["logbook", "logbook_reports"])
 RESOLVED = AssetKey(["logbook", "logbook_reports_resolved"])
-QUARANTINE_CHECK = "no_quarantined_messages"
-
-
-class LogbookInboxResource(ConfigurableResource):
-    """Where logbook files arrive: `directory`, else LOGBOOK_INBOX_DIR, else <state>/inbox/logbook."""
-
-    directory: str | None = Field(default=None, description="inbox folder of zip/XML files")
-
-    def path(self) -> Path:
-        """The inbox folder (resolved when used, not when definitions load)."""
-        configured = self.directory or os.environ.get("LOGBOOK_INBOX_DIR")
-        return Path(configured) if configured else state_dir() / "inbox" / "logbook"
 
 
 class LogbookIngestConfig(Config):
@@ -68,29 +56,6 @@ class LogbookIngestConfig(Config):
     )
     force: bool = Field(
         default=False, description="ingest again files the catalog already lists (idempotent)"
-    )
-
-
-def _quarantine_summary(warehouse: WarehouseResource) -> tuple[int, list[dict]]:
-    with warehouse.connect() as conn:
-        count = fetch_one(conn, "SELECT count(*) FROM logbook.logbook_quarantine")[0]
-        sample = conn.execute(
-            "SELECT source_file, member, left(error, 200) FROM logbook.logbook_quarantine "
-            "ORDER BY last_attempt_at DESC LIMIT 5"
-        ).fetchall()
-    return count, [{"file": f, "member": m, "error": e} for f, m, e in sample]
-
-
-def _quarantine_check(warehouse: WarehouseResource) -> AssetCheckResult:
-    count, sample = _quarantine_summary(warehouse)
-    return AssetCheckResult(
-        check_name=QUARANTINE_CHECK,
-        asset_key=REPORTS,
-        passed=count == 0,
-        severity=AssetCheckSeverity.WARN,
-        description="messages that failed to parse wait in logbook.logbook_quarantine; "
-        "fix the parser, then run logbook_replay_job",
-        metadata={"quarantined": count, "latest": MetadataValue.json(sample)},
     )
 
 
@@ -124,14 +89,17 @@ def _select_files(
             RAW_MESSAGES,
             description="Every logbook message as received (XML), keyed by operation number.",
             group_name="logbook",
-            metadata={"table": "logbook.logbook_raw_messages"},
+            kinds={"postgres", "xml"},
+            metadata=table_metadata("logbook.logbook_raw_messages", columns.RAW_MESSAGES),
         ),
         AssetSpec(
             REPORTS,
-            deps=[RAW_MESSAGES],
-            description="One row per logbook report (DAT, COR, DEL, RET) with its JSON value.",
+            deps=[RAW_MESSAGES, AssetKey(["reference", "vessels"])],
+            description="One row per logbook report (DAT, COR, DEL, RET) with its JSON value; "
+            "vessels are identified by CFR, as in reference.vessels.",
             group_name="logbook",
-            metadata={"table": "logbook.logbook_reports"},
+            kinds={"postgres", "xml"},
+            metadata=table_metadata("logbook.logbook_reports", columns.REPORTS),
         ),
     ],
     check_specs=[
@@ -209,11 +177,17 @@ def logbook_messages(
         "messages_per_second": round(totals.messages / elapsed) if totals.messages else 0,
         "ers_walker": "compiled" if ERS_COMPILED else "pure Python",
     }
+    with warehouse.connect() as conn:
+        stored_messages = fetch_one(conn, "SELECT count(*) FROM logbook.logbook_raw_messages")[0]
+        stored_reports = fetch_one(conn, "SELECT count(*) FROM logbook.logbook_reports")[0]
     yield MaterializeResult(
-        asset_key=RAW_MESSAGES, metadata={**common, "new_messages": totals.new_messages}
+        asset_key=RAW_MESSAGES,
+        metadata=row_count(stored_messages, **common, new_messages=totals.new_messages),
     )
-    yield MaterializeResult(asset_key=REPORTS, metadata={**common, "new_reports": totals.reports})
-    yield _quarantine_check(warehouse)
+    yield MaterializeResult(
+        asset_key=REPORTS, metadata=row_count(stored_reports, **common, new_reports=totals.reports)
+    )
+    yield quarantine_check(warehouse)
 
 
 @asset(
@@ -222,7 +196,10 @@ def logbook_messages(
     group_name="logbook",
     description="Reports as the monitoring application reads them: deletions applied, latest "
     "corrections in place, acknowledgements attached (a view, always current).",
-    metadata={"table": "logbook.logbook_reports_resolved"},
+    kinds={"postgres", "sql"},
+    metadata=table_metadata(
+        "logbook.logbook_reports_resolved", columns.REPORTS + columns.RESOLVED_EXTRA
+    ),
 )
 def logbook_reports_resolved(warehouse: WarehouseResource) -> MaterializeResult:
     """Summarise the resolved view (it needs no refresh; this records what it shows)."""

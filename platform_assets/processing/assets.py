@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -24,7 +25,7 @@ from dagster import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from platform_assets.processing.catalogue import CatalogueProduct, RejectedItem
+from platform_assets.processing import columns
 from platform_assets.processing.harvest import (
     InputRow,
     ProductRow,
@@ -32,11 +33,18 @@ from platform_assets.processing.harvest import (
     chunk_by_publication,
     input_from_product,
 )
-from platform_assets.processing.resources import CatalogueResource
 from platform_assets.processing.tables import harvest_cursor, input_table
+from platform_assets.table_metadata import table_metadata
+from resources.catalogue import CatalogueResource
+from resources.catalogue_client import CatalogueProduct, RejectedItem
 from resources.warehouse import WarehouseResource
 
 INPUT_ASSET_KEY = AssetKey(["processing", "input"])
+TASK_KEY = AssetKey(["processing", "processing_task"])
+VM_KEY = AssetKey(["processing", "virtual_machine"])
+DISPATCH_KEY = AssetKey(["processing", "nomad_job_dispatch"])
+STATUS_KEY = AssetKey(["processing", "processing_status"])
+PRODUCT_KEY = AssetKey(["processing", "product"])
 HARVEST_SOURCES = ("catalogue", "product")
 REJECTED_SAMPLE = 20
 
@@ -175,10 +183,10 @@ class HarvestConfig(Config):
 @asset(
     key=INPUT_ASSET_KEY,
     group_name="processing",
-    kinds={"postgres"},
+    kinds={"postgres", "odata"},
     description="Products to process: catalogue products (harvested in a window that advances with "
     "the publication date) and products of our routines that the next routine takes as input.",
-    metadata={"table": "processing.input"},
+    metadata=table_metadata("processing.input", columns.INPUT),
 )
 def processing_input(
     context: AssetExecutionContext,
@@ -231,3 +239,63 @@ def processing_input(
             "dagster/row_count": total,
         }
     )
+
+
+def _chain_table(
+    key: AssetKey, deps: list[AssetKey], kinds: set[str], description: str, cols: list
+) -> AssetSpec:
+    return AssetSpec(
+        key,
+        deps=deps,
+        group_name="processing",
+        kinds=kinds,
+        description=description,
+        metadata=table_metadata(".".join(key.path), cols),
+    )
+
+
+# The tables the orchestrator, launcher and status tracker write from op jobs (their effect is not
+# one table): declared so that the lineage shows the whole chain; the ops report materialisations
+# of them. Products become inputs again (the product harvest): that edge would close a cycle, so
+# it is said here rather than drawn.
+CHAIN_TABLES = [
+    _chain_table(
+        TASK_KEY,
+        [INPUT_ASSET_KEY],
+        {"postgres", "ortools"},
+        "Processing tasks planned by the orchestrator: one per (input, routine), placed on a VM "
+        "with planned start and end (processing_orchestrator_job).",
+        columns.TASK,
+    ),
+    _chain_table(
+        VM_KEY,
+        [TASK_KEY],
+        {"postgres"},
+        "Virtual machines the planner needs, as few as CPU, RAM, storage and VM limits allow.",
+        columns.VIRTUAL_MACHINE,
+    ),
+    _chain_table(
+        DISPATCH_KEY,
+        [TASK_KEY, VM_KEY],
+        {"postgres", "nomad"},
+        "One Nomad (or local) job per task attempt, registered by processing_launcher_job.",
+        columns.DISPATCH,
+    ),
+    _chain_table(
+        STATUS_KEY,
+        [DISPATCH_KEY],
+        {"postgres", "nomad"},
+        "Job states polled by processing_status_job (started, processed, errors).",
+        columns.STATUS,
+    ),
+    _chain_table(
+        PRODUCT_KEY,
+        [STATUS_KEY],
+        {"postgres"},
+        "Products of processed tasks; the product harvest registers them as inputs of the next "
+        "routine (processing/input).",
+        columns.PRODUCT,
+    ),
+]
+
+PROCESSING_ASSETS = [processing_input, *CHAIN_TABLES]

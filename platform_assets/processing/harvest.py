@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from platform_assets.processing.catalogue import CatalogueProduct
+from resources.catalogue_client import CatalogueProduct
 
 # S2B_MSIL2A_20260310T105029_N0510_R051_T31TCJ_20260310T131512.SAFE -> mission S2B, level L2A
 _S2_NAME = re.compile(r"^(?P<mission>S2[A-D])_MSI(?P<level>L1C|L2A)_")

@@ -1,23 +1,29 @@
-"""Jobs, schedules and change-feed sensors of the processing chain.
+"""Jobs and schedules of the processing chain, and the ops of the orchestrator, launcher and
+status tracker.
 
     harvest -> processing.input --(new inputs sensor)--> orchestrator -> processing_task
     processing_task / 'processed' status --(ready tasks sensor)--> launcher -> Nomad
     processing.product --(new products sensor)--> harvest (products become inputs)
+    job status sensor, every 30 s -> status job: job states -> processing_status and products
 
-The orchestrator and launcher ops call orchestrate.py and launch.py through chain_ops.py; the
-status sensor polls dispatched jobs into processing_status and products. Every job is
-state-based: it acts on all rows that need it, the change batch that started it is only a tag
-(`fishnet/change_batch`).
+The ops call orchestrate.py and launch.py; the sensors that start these jobs are in
+sensors/processing.py. Every job is state-based: it acts on all rows that need it, the change batch
+that started it is only a tag (`fishnet/change_batch`).
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations (config and
 # resource parameters) when the definitions are built.
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from dagster import (
+    AssetKey,
+    AssetMaterialization,
     Config,
     DefaultScheduleStatus,
+    Failure,
+    MetadataValue,
     Nothing,
     OpExecutionContext,
     Out,
@@ -27,19 +33,226 @@ from dagster import (
     job,
     op,
 )
+from pydantic import Field
 
-from platform_assets.processing.assets import INPUT_ASSET_KEY
-from platform_assets.processing.chain_ops import (
-    OrchestratorConfig,
-    build_job_status_sensor,
-    launch_tasks,
-    plan_tasks,
-    processing_status_job,
+from platform_assets.change_feed.maintenance import prune
+from platform_assets.change_feed.tags import BATCH_TAG
+from platform_assets.processing.assets import (
+    DISPATCH_KEY,
+    INPUT_ASSET_KEY,
+    PRODUCT_KEY,
+    STATUS_KEY,
+    TASK_KEY,
+    VM_KEY,
 )
-from platform_assets.processing.change_feed import prune
-from platform_assets.processing.launcher_resource import LauncherResource
+from platform_assets.processing.launch import (
+    DispatchReport,
+    PollReport,
+    dispatch_ready,
+    poll_statuses,
+)
+from platform_assets.processing.orchestrate import (
+    PlanningReport,
+    UnplacedTask,
+    orchestrate,
+    settings_from_env,
+    summarize_unplaced,
+)
+from platform_assets.table_metadata import row_count
+from resources.launcher import LauncherResource
+from resources.nomad import LauncherError
 from resources.warehouse import WarehouseResource
-from sensors.change_feed import change_feed_sensors
+
+JOB_STATUS_SENSOR = "processing_job_status_sensor"
+STATUS_JOB = "processing_status_job"
+STATUS_POLL_SECONDS = 30
+LOGGED_UNPLACED = 20
+
+
+class OrchestratorConfig(Config):
+    """Planning limits; empty values come from the environment, then the defaults."""
+
+    max_vms: int | None = Field(
+        default=None, description="VMs allowed in total; empty: FISHNET_MAX_VMS, else 20."
+    )
+    horizon_hours: float | None = Field(
+        default=None,
+        description="Every task must end within this many hours from now; empty: "
+        "FISHNET_PLANNING_HORIZON_HOURS, else 24.",
+    )
+    successors_on_same_vm: bool = Field(
+        default=True,
+        description="Run a chain's successor on its predecessor's VM (it reads its product).",
+    )
+
+
+def _unplaced_json(items: list[UnplacedTask]) -> list[dict[str, Any]]:
+    return [
+        {"task_id": u.task_id, "input_id": u.input_id, "routine": u.routine, "reason": u.reason}
+        for u in items[:100]
+    ]
+
+
+def planning_metadata(report: PlanningReport) -> dict[str, Any]:
+    """Run metadata of an orchestrator run."""
+    return {
+        "tasks_planned": report.planned_tasks,
+        "new_tasks": report.new_tasks,
+        "replanned_tasks": report.replanned_tasks,
+        "pending_pairs": report.pending_pairs,
+        "adopted_inputs": report.adopted_inputs,
+        "fixed_tasks": report.fixed_tasks,
+        "vms_used": report.vms_used,
+        "vms_lower_bound": report.lower_bound if report.lower_bound is not None else "n/a",
+        "new_vms": ", ".join(report.new_vms) or "none",
+        "vms_released": report.vms_released,
+        "unplaced": len(report.unplaced),
+        "unplaced_reasons": MetadataValue.json(summarize_unplaced(report.unplaced)),
+        "unplaced_tasks": MetadataValue.json(_unplaced_json(report.unplaced)),
+        "blocked": len(report.blocked),
+        "blocked_tasks": MetadataValue.json(_unplaced_json(report.blocked)),
+    }
+
+
+def _report_tables(
+    context: OpExecutionContext, warehouse: WarehouseResource, keys: list[AssetKey]
+) -> None:
+    """Record a materialisation (with its row count) of each chain table this op changed."""
+    with warehouse.engine.connect() as conn:
+        for key in keys:
+            count = conn.exec_driver_sql(f"SELECT count(*) FROM {'.'.join(key.path)}").scalar_one()
+            context.log_event(AssetMaterialization(asset_key=key, metadata=row_count(count)))
+
+
+def plan_tasks(
+    context: OpExecutionContext, config: OrchestratorConfig, warehouse: WarehouseResource
+) -> Iterator[Output]:
+    """Body of the orchestrator op: plan, log what could not be placed and why, report."""
+    settings = settings_from_env(config.max_vms, config.horizon_hours, config.successors_on_same_vm)
+    report = orchestrate(warehouse.engine, settings)
+    for item in report.unplaced[:LOGGED_UNPLACED]:
+        context.log.warning(
+            f"unplaced task {item.task_id} ({item.routine}, input {item.input_id}): "
+            f"{item.reason}; it stays pending without a VM"
+        )
+    if len(report.unplaced) > LOGGED_UNPLACED:
+        context.log.warning(f"... and {len(report.unplaced) - LOGGED_UNPLACED} more unplaced")
+    for item in report.blocked[:LOGGED_UNPLACED]:
+        context.log.warning(f"blocked task {item.task_id} ({item.routine}): {item.reason}")
+    context.log.info(
+        f"planned {report.planned_tasks} task(s) ({report.new_tasks} new, "
+        f"{report.replanned_tasks} replanned) on {report.vms_used} VM(s) "
+        f"(lower bound {report.lower_bound}, new: {', '.join(report.new_vms) or 'none'}); "
+        f"{len(report.unplaced)} unplaced, {len(report.blocked)} blocked; max_vms "
+        f"{settings.max_vms}, horizon {settings.horizon_s} s "
+        f"(change batch {context.run.tags.get(BATCH_TAG, 'none')})"
+    )
+    _report_tables(context, warehouse, [TASK_KEY, VM_KEY])
+    yield Output(None, metadata=planning_metadata(report))
+
+
+def _dispatch_metadata(report: DispatchReport) -> dict[str, Any]:
+    return {
+        "dispatched": len(report.dispatched),
+        "retries": sum(1 for d in report.dispatched if d.attempt > 1),
+        "still_locked": len(report.still_locked),
+        "jobs": MetadataValue.json([d.job_id for d in report.dispatched[:200]]),
+    }
+
+
+def _launch(
+    warehouse: WarehouseResource, launcher: LauncherResource, only: list[int] | None = None
+) -> DispatchReport:
+    report = DispatchReport()
+    try:
+        dispatch_ready(
+            warehouse.engine, launcher.launcher(), launcher.settings(), only=only, report=report
+        )
+    except LauncherError as exc:
+        raise Failure(
+            description=f"{launcher.kind} launcher failed after {len(report.dispatched)} "
+            f"dispatch(es): {exc}. The task it was dispatching is not marked dispatched and "
+            "stays ready.",
+            metadata=_dispatch_metadata(report),
+        ) from exc
+    return report
+
+
+def launch_tasks(
+    context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
+) -> Iterator[Output]:
+    """Body of the launcher op: dispatch every ready task once, report."""
+    report = _launch(warehouse, launcher)
+    context.log.info(
+        f"dispatched {len(report.dispatched)} task(s) to the {launcher.kind} launcher "
+        f"(change batch {context.run.tags.get(BATCH_TAG, 'none')})"
+    )
+    _report_tables(context, warehouse, [DISPATCH_KEY])
+    yield Output(None, metadata={"launcher": launcher.kind, **_dispatch_metadata(report)})
+
+
+@op(
+    out=Out(Nothing),
+    description="Polls unfinished jobs into processing_status (and products), then dispatches "
+    "the next attempt of the failed ones with attempts left.",
+)
+def track_processing_jobs(
+    context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
+):
+    """Record job state changes, then retry failed attempts."""
+    polled = PollReport()
+    try:
+        poll_statuses(
+            warehouse.engine, launcher.launcher(), launcher.settings().products_dir, polled
+        )
+    except LauncherError as exc:
+        raise Failure(
+            description=f"{launcher.kind} launcher failed while polling: {exc}. "
+            f"{len(polled.changes)} status change(s) were recorded before.",
+        ) from exc
+    for change in polled.changes:
+        if change.status in ("internal_error", "external_error"):
+            context.log.warning(
+                f"task {change.task_id} attempt {change.attempt} ({change.job_id}): "
+                f"{change.status}, exit code {change.exit_code}: {change.message}"
+                + ("; will retry" if change.retry else "; no attempt left")
+            )
+    retries = sorted({c.task_id for c in polled.changes if c.retry})
+    dispatched = _launch(warehouse, launcher, only=retries) if retries else DispatchReport()
+    counts = {
+        status: polled.count(status)
+        for status in ("pending", "started", "processed", "internal_error", "external_error")
+    }
+    context.log.info(
+        f"polled {polled.polled} job(s): "
+        + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        + f"; dispatched {len(dispatched.dispatched)}"
+    )
+    _report_tables(context, warehouse, [STATUS_KEY, PRODUCT_KEY, DISPATCH_KEY])
+    yield Output(
+        None,
+        metadata={
+            "launcher": launcher.kind,
+            "polled": polled.polled,
+            **{f"now_{k}": v for k, v in counts.items()},
+            "products": sum(1 for c in polled.changes if c.product_id is not None),
+            "failed_for_good": sum(
+                1
+                for c in polled.changes
+                if c.status in ("internal_error", "external_error") and not c.retry
+            ),
+            **_dispatch_metadata(dispatched),
+        },
+    )
+
+
+@job(
+    name=STATUS_JOB,
+    description="Polls processing jobs into processing_status and products; dispatches retries.",
+)
+def processing_status_job() -> None:
+    track_processing_jobs()
+
 
 NEW_INPUTS_SENSOR = "processing_new_inputs_sensor"
 READY_TASKS_SENSOR = "processing_ready_tasks_sensor"
@@ -141,48 +354,6 @@ prune_schedule = ScheduleDefinition(
     description="Prunes the change-feed outbox hourly.",
 )
 
-new_inputs_lanes = change_feed_sensors(
-    NEW_INPUTS_SENSOR,
-    tables=["processing.input"],
-    operations=["INSERT"],
-    job=processing_orchestrator_job,
-    description="Starts the orchestrator when inputs are registered.",
-    lanes=CHANGE_FEED_LANES,
-)
-new_inputs_sensor = new_inputs_lanes[0]
-
-ready_tasks_lanes = change_feed_sensors(
-    READY_TASKS_SENSOR,
-    tables=["processing.processing_task", "processing.processing_status"],
-    operations=["INSERT"],
-    job=processing_launcher_job,
-    # a status only matters when it is 'processed' and some task waits for that task
-    filter="""
-        e.table_name = 'processing.processing_task'
-        OR EXISTS (
-            SELECT 1 FROM processing.processing_status s
-            JOIN processing.processing_task nxt ON nxt.preceding_task_id = s.task_id
-            WHERE s.id = e.row_key AND s.status = 'processed'
-        )
-    """,
-    description="Starts the launcher when tasks are planned or a preceding task is processed.",
-    lanes=CHANGE_FEED_LANES,
-)
-ready_tasks_sensor = ready_tasks_lanes[0]
-
-new_products_lanes = change_feed_sensors(
-    NEW_PRODUCTS_SENSOR,
-    tables=["processing.product"],
-    operations=["INSERT"],
-    job=processing_harvest_job,
-    run_config={"ops": {"processing__input": {"config": {"sources": ["product"]}}}},
-    description="Harvests new products as inputs of the next routine.",
-    lanes=CHANGE_FEED_LANES,
-)
-new_products_sensor = new_products_lanes[0]
-
-job_status_sensor = build_job_status_sensor(processing_launcher_job)
-
 PROCESSING_JOBS: list[Any] = [
     processing_harvest_job,
     processing_orchestrator_job,
@@ -191,9 +362,3 @@ PROCESSING_JOBS: list[Any] = [
     processing_change_feed_prune_job,
 ]
 PROCESSING_SCHEDULES = [harvest_schedule, prune_schedule]
-PROCESSING_SENSORS = [
-    *new_inputs_lanes,
-    *ready_tasks_lanes,
-    *new_products_lanes,
-    job_status_sensor,
-]

@@ -43,7 +43,8 @@ from pathlib import PurePosixPath
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from platform_assets.processing.nomad_client import JobState, TaskJobSpec, TaskLauncher
+from resources.launcher import LaunchSettings
+from resources.nomad import JobState, TaskJobSpec, TaskLauncher
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +57,6 @@ ENV_OUTPUT_PATH = "FISHNET_OUTPUT_PATH"
 
 TERMINAL_TASK_STATUSES = frozenset({"processed", "internal_error", "external_error", "terminated"})
 LOST_MESSAGE = "lost"
-
-
-@dataclass(frozen=True)
-class LaunchSettings:
-    """How tasks become jobs."""
-
-    products_dir: str
-    """Where products are written: `<products_dir>/<output product type>/task-<id>`."""
-    mhz_per_core: int = 1000
-    """Nomad reserves CPU in MHz; a routine's `cpu` is in cores."""
-    lock_wait_s: float = 60.0
-    """How long a launcher waits for ready tasks someone else holds, once the free ones are done."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ the new plan commits.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -51,6 +50,7 @@ from platform_assets.processing.planner import (
     lower_bound,
     plan,
 )
+from resources.settings import setting_number
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ def settings_from_env(
     Read when a run plans, never at import.
     """
     if max_vms is None:
-        max_vms = int(os.environ.get(MAX_VMS_ENV) or DEFAULT_MAX_VMS)
+        max_vms = int(setting_number(MAX_VMS_ENV) or DEFAULT_MAX_VMS)
     if horizon_hours is None:
-        horizon_hours = float(os.environ.get(HORIZON_ENV) or DEFAULT_HORIZON_HOURS)
+        horizon_hours = float(setting_number(HORIZON_ENV) or DEFAULT_HORIZON_HOURS)
     return OrchestratorSettings(
         max_vms=max_vms,
         horizon_s=max(1, int(horizon_hours * 3600)),

@@ -6,7 +6,6 @@ gate checks (keys, row-count drop); a failing gate, like a malformed source, rai
 return, so nothing is written and the previous table stays as it was.
 """
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +17,6 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     Config,
-    ConfigurableResource,
     Failure,
     MetadataValue,
     Output,
@@ -41,6 +39,7 @@ from platform_assets.reference.checks import (
     key_check,
     previous_row_count,
 )
+from platform_assets.reference.columns import COLUMNS
 from platform_assets.reference.readers import (
     DISTRICTS,
     FISHING_GEAR_CODES,
@@ -56,42 +55,12 @@ from platform_assets.reference.readers import (
     read_species,
 )
 from platform_assets.reference.readers import PORTS as PORTS_SPEC
+from platform_assets.reference.vessels import read_vessels
+from platform_assets.table_metadata import table_metadata
+from resources.reference_files import ReferenceFile, ReferenceFilesResource
 from resources.source_db import SourceDatabaseResource
 
 GROUP = "reference"
-
-ReferenceFile = Literal[
-    "species_csv", "fishing_gear_codes_csv", "ports_csv", "districts_csv", "fleet_segments_dir"
-]
-
-#: For each file source: the environment variable that may point at it, and the bundled default.
-REFERENCE_FILES: dict[str, tuple[str, str]] = {
-    "species_csv": ("REFERENCE_SPECIES_CSV", "species.csv"),
-    "fishing_gear_codes_csv": ("REFERENCE_FISHING_GEAR_CODES_CSV", "fishing_gear_codes.csv"),
-    "ports_csv": ("REFERENCE_PORTS_CSV", "ports.csv"),
-    "districts_csv": ("REFERENCE_DISTRICTS_CSV", "districts.csv"),
-    "fleet_segments_dir": ("REFERENCE_FLEET_SEGMENTS_DIR", "fleet_segments"),
-}
-
-
-class ReferenceFilesResource(ConfigurableResource):
-    """Where the file-based reference sources are: each field, else its environment variable
-    (REFERENCE_SPECIES_CSV, ...), else the file bundled in platform_assets/reference/data."""
-
-    species_csv: str | None = Field(default=None, description="FAO ASFIS species CSV")
-    fishing_gear_codes_csv: str | None = Field(default=None, description="ISSCFG gear codes CSV")
-    ports_csv: str | None = Field(default=None, description="ports CSV (UN/LOCODE)")
-    districts_csv: str | None = Field(default=None, description="maritime districts CSV")
-    fleet_segments_dir: str | None = Field(
-        default=None, description="folder of <year>.yaml fleet segment files"
-    )
-
-    def path(self, source: ReferenceFile) -> Path:
-        """The file (or folder) of a source, resolved when used, not when definitions load."""
-        env, default = REFERENCE_FILES[source]
-        configured = getattr(self, source) or os.environ.get(env)
-        return Path(configured) if configured else default_data_dir() / default
-
 
 class ReferenceRefreshConfig(Config):
     """Run config shared by the reference assets."""
@@ -166,7 +135,8 @@ def _counts(series: pd.Series) -> MetadataValue:
     check_specs=gate_check_specs("vessels"),
     description="Fishing vessels of the registry (Oracle NAVIRES tables): identity, size, gears, "
     "district, registry port, owner and operator.",
-    metadata={"write_mode": "replace"},
+    kinds={"postgres", "pandas", "oracle"},
+    metadata=table_metadata(f"{SCHEMA}.vessels", COLUMNS["vessels"], write_mode="replace"),
 )
 def vessels(
     context: AssetExecutionContext,
@@ -175,7 +145,7 @@ def vessels(
 ) -> Iterator[Output | AssetCheckResult]:
     """Read the registry in one read-only transaction, then gate and write."""
     source = source_db.describe()
-    frame = _read("vessels", source, source_db.read_vessels)
+    frame = _read("vessels", source, lambda: read_vessels(source_db))
     gears = {code for codes in frame["declared_fishing_gears"] for code in codes}
     metadata = {
         "source": source,
@@ -213,14 +183,17 @@ def file_table_asset(
         group_name=GROUP,
         check_specs=gate_check_specs(name),
         description=description,
-        metadata={"write_mode": write_mode, "source_file": source},
+        kinds={"postgres", "pandas", "csv" if source.endswith("csv") else "yaml"},
+        metadata=table_metadata(
+            f"{SCHEMA}.{name}", COLUMNS[name], write_mode=write_mode, source_file=source
+        ),
     )
     def _table(
         context: AssetExecutionContext,
         config: ReferenceRefreshConfig,
         reference_files: ReferenceFilesResource,
     ) -> Iterator[Output | AssetCheckResult]:
-        path = reference_files.path(source)
+        path = reference_files.path(source, default_data_dir())
         frame = _read(name, str(path), lambda: read(path))
         metadata = {"source": str(path), **describe(frame)}
         yield from _gated_output(context, frame, config, _spec_keys(spec), metadata)
@@ -301,7 +274,8 @@ fleet_segments = file_table_asset(
     check_specs=gate_check_specs("anchorages"),
     description="H3 cells where a vessel counts as at port: each active port's cell and its "
     "k-ring, a cell shared by two ports going to the nearer.",
-    metadata={"write_mode": "replace"},
+    kinds={"postgres", "pandas", "h3"},
+    metadata=table_metadata(f"{SCHEMA}.anchorages", COLUMNS["anchorages"], write_mode="replace"),
 )
 def anchorages(
     context: AssetExecutionContext, config: AnchoragesConfig, ports: pd.DataFrame

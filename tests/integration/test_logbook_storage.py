@@ -11,7 +11,6 @@ from dagster import RunConfig, build_sensor_context, materialize
 
 import platform_assets.logbook.load as load_module
 from platform_assets.logbook.assets import (
-    LogbookInboxResource,
     LogbookIngestConfig,
     logbook_messages,
     logbook_reports_resolved,
@@ -19,9 +18,10 @@ from platform_assets.logbook.assets import (
 from platform_assets.logbook.inbox import read_messages
 from platform_assets.logbook.jobs import logbook_replay_job
 from platform_assets.logbook.load import RawMessage, ingest
-from platform_assets.logbook.samples import MALFORMED, NS, sample_messages, write_sample_archive
+from platform_assets.samples.logbook import MALFORMED, NS, sample_messages, write_sample_archive
+from resources.inboxes import LogbookInboxResource
 from resources.warehouse import WarehouseResource
-from sensors.inboxes import logbook_inbox_sensor
+from sensors.logbook import logbook_inbox_sensor
 
 
 def _raws(count: int = 28, seed: int = 3) -> list[RawMessage]:

@@ -17,18 +17,19 @@ import pytest
 from dagster import DagsterInstance, Definitions, RunRequest
 
 from platform_assets.processing.assets import processing_input
-from platform_assets.processing.chain_ops import JOB_STATUS_SENSOR, STATUS_JOB
 from platform_assets.processing.jobs import (
+    JOB_STATUS_SENSOR,
     NEW_INPUTS_SENSOR,
     NEW_PRODUCTS_SENSOR,
     PROCESSING_JOBS,
-    PROCESSING_SENSORS,
     READY_TASKS_SENSOR,
+    STATUS_JOB,
 )
-from platform_assets.processing.launcher_resource import LauncherResource
-from platform_assets.processing.resources import CatalogueResource
+from resources.catalogue import CatalogueResource
+from resources.launcher import LauncherResource
 from resources.warehouse import WarehouseResource
 from sensors.change_feed import WAIT_SECONDS_ENV
+from sensors.processing import PROCESSING_SENSORS
 from tests.fakes.nomad_server import FakeNomadServer, running_nomad_server
 from tests.integration.processing_chain_helpers import (
     HEAD,
@@ -228,7 +229,7 @@ def test_status_sensor_restarts_the_launcher_for_tasks_left_ready(
 def test_chain_runs_locally_with_subprocesses(
     warehouse: WarehouseResource, dagster_instance: DagsterInstance, tmp_path: Path
 ) -> None:
-    from platform_assets.processing.demo import prepare_demo, run_chain, summary
+    from platform_assets.demo.processing import prepare_demo, run_chain, summary
 
     prepare_demo(warehouse)
     chain = Chain(warehouse, LauncherResource(local_state_dir=str(tmp_path)), dagster_instance)

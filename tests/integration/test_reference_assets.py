@@ -25,11 +25,10 @@ from dagster import (
     materialize,
 )
 
-from platform_assets import reference
+from platform_assets.reference.definitions import defs as reference_defs
 from platform_assets.reference.anchorages import anchorages_from_ports
 from platform_assets.reference.assets import (
     REFERENCE_ASSETS,
-    ReferenceFilesResource,
     anchorages,
     districts,
     fishing_gear_codes,
@@ -52,7 +51,9 @@ from platform_assets.reference.readers import (
     read_ports,
     read_species,
 )
+from platform_assets.reference.vessels import read_vessels
 from resources.io_managers import PostgresPandasIOManager, TableRef, read_frame
+from resources.reference_files import ReferenceFilesResource
 from resources.source_db import EMBEDDED_SCHEMA, SourceDatabaseResource, seed_sample_source
 from resources.warehouse import DatabaseUrls, WarehouseResource
 from tests.conftest import create_database, drop_database
@@ -191,7 +192,7 @@ def test_vessels_hold_the_registry(
     refreshed: ExecuteInProcessResult, module_warehouse: WarehouseResource
 ) -> None:
     source = SourceDatabaseResource(url=module_warehouse.urls.libpq, schema_name=EMBEDDED_SCHEMA)
-    expected = source.read_vessels()
+    expected = read_vessels(source)
     stored = table(module_warehouse, "vessels", ["vessel_id"])
     assert len(stored) == 300
     assert records(stored) == records(expected)
@@ -251,7 +252,7 @@ def test_reference_job_refreshes_the_same_tables_again(
     module_warehouse: WarehouseResource,
     dagster_instance: DagsterInstance,
 ) -> None:
-    domain = reference.definitions()
+    domain = reference_defs
     defs = Definitions(
         assets=domain.assets,
         asset_checks=domain.asset_checks,

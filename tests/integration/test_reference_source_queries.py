@@ -14,15 +14,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine
 
-from platform_assets.reference.demo import prepare_demo
+from platform_assets.demo.reference import prepare_demo
 from platform_assets.reference.readers import ReferenceSourceError
-from platform_assets.reference.sample_source_db import sample_vessel_rows
-from platform_assets.reference.source_tables import (
-    VESSEL_COLUMNS,
+from platform_assets.reference.vessels import VESSEL_COLUMNS, read_vessels, transform_vessels
+from resources.registry_stand_in import sample_vessel_rows
+from resources.registry_tables import (
     SourceTables,
     declared_gears_query,
     source_tables,
-    transform_vessels,
     vessels_query,
 )
 from resources.source_db import (
@@ -191,7 +190,7 @@ def test_resource_reads_the_seeded_schema_in_one_read_only_transaction(
 ) -> None:
     seed_sample_source(engine, n=50)
     source = SourceDatabaseResource(url=warehouse.urls.libpq, schema_name=EMBEDDED_SCHEMA)
-    frame = source.read_vessels()
+    frame = read_vessels(source)
     pd.testing.assert_frame_equal(frame, _load(engine, tables))
     assert source.describe().endswith(" oracle_source.NAVIRES")
     assert "REPEATABLE READ, READ ONLY" in read_only_statement(source.engine.dialect.name)
@@ -206,7 +205,7 @@ def test_embedded_default_is_the_warehouse_database(
     monkeypatch.setenv("DATABASE_URL", database.libpq)  # how the warehouse resolves it too
     source = SourceDatabaseResource()
     assert source.describe() == "oracle_source.NAVIRES"
-    assert len(source.read_vessels()) == 20
+    assert len(read_vessels(source)) == 20
 
 
 def test_environment_is_read_when_used(
@@ -219,7 +218,7 @@ def test_environment_is_read_when_used(
     monkeypatch.setenv("SOURCE_DB_URL", database.libpq)
     monkeypatch.setenv("SOURCE_DB_SCHEMA", "navpro")
     assert source.location().schema == "navpro"
-    assert len(source.read_vessels()) == 15
+    assert len(read_vessels(source)) == 15
 
 
 def test_missing_source_column_names_the_table_and_column(
@@ -230,7 +229,7 @@ def test_missing_source_column_names_the_table_and_column(
         connection.exec_driver_sql('ALTER TABLE oracle_source."NAVIRES" DROP COLUMN "EST_ACTIF"')
     source = SourceDatabaseResource(url=warehouse.urls.libpq, schema_name=EMBEDDED_SCHEMA)
     with pytest.raises(ReferenceSourceError) as error:
-        source.read_vessels()
+        read_vessels(source)
     message = str(error.value)
     assert "oracle_source.NAVIRES: cannot read the vessel registry" in message
     assert "EST_ACTIF" in message
@@ -245,7 +244,7 @@ def test_demo_seeds_the_embedded_source_idempotently(
     monkeypatch.delenv("SOURCE_DB_URL", raising=False)
     monkeypatch.delenv("SOURCE_DB_SCHEMA", raising=False)
     monkeypatch.setenv("DATABASE_URL", database.libpq)
-    frame = SourceDatabaseResource().read_vessels()
+    frame = read_vessels(SourceDatabaseResource())
     assert len(frame) == 300 and frame["vessel_id"].is_unique
 
 
@@ -255,7 +254,7 @@ def test_embedded_default_seeds_the_sample_registry_on_a_fresh_database(
     monkeypatch.delenv("SOURCE_DB_URL", raising=False)
     monkeypatch.delenv("SOURCE_DB_SCHEMA", raising=False)
     monkeypatch.setenv("DATABASE_URL", database.libpq)
-    assert len(SourceDatabaseResource().read_vessels()) == 300  # nothing seeded beforehand
+    assert len(read_vessels(SourceDatabaseResource())) == 300  # nothing seeded beforehand
     # an explicitly configured source is never seeded: a missing table is an error there
     with pytest.raises(ReferenceSourceError, match="navpro.NAVIRES: cannot read"):
-        SourceDatabaseResource(url=database.libpq, schema_name="navpro").read_vessels()
+        read_vessels(SourceDatabaseResource(url=database.libpq, schema_name="navpro"))

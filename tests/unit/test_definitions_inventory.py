@@ -11,6 +11,11 @@ ASSETS = {
     "logbook/logbook_reports",
     "logbook/logbook_reports_resolved",
     "processing/input",
+    "processing/nomad_job_dispatch",
+    "processing/processing_status",
+    "processing/processing_task",
+    "processing/product",
+    "processing/virtual_machine",
     "reference/anchorages",
     "reference/districts",
     "reference/fishing_gear_codes",
@@ -33,6 +38,8 @@ CHECKS = {
     "declared_gears_known@reference/vessels",
     "district_codes_known@reference/vessels",
     "registry_ports_known@reference/vessels",
+    "every_input_planned@processing/input",
+    "no_task_failed_for_good@processing/processing_task",
     *(f"no_large_row_drop@reference/{t}" for t in REFERENCE_TABLES),
     *(f"unique_non_null_keys@reference/{t}" for t in REFERENCE_TABLES),
 }
@@ -89,3 +96,42 @@ def test_every_table_asset_lives_in_a_domain_schema() -> None:
     schemas = {"reference", "logbook", "processing", "positions", "pois"}
     for key in defs.get_repository_def().asset_graph.get_all_asset_keys():
         assert key.path[0] in schemas, key
+
+
+def test_every_asset_shows_its_kinds_owners_table_and_columns() -> None:
+    # What a user reads from the asset graph and catalog: declared, not only reported by runs.
+    for spec in defs.resolve_all_asset_specs():
+        name = spec.key.to_user_string()
+        assert spec.kinds, f"{name} has no kinds"
+        assert spec.owners, f"{name} has no owner"
+        assert spec.tags.get("domain") == spec.group_name, name
+        table = spec.metadata.get("dagster/table_name")
+        assert table == ".".join(spec.key.path), f"{name}: table {table}"
+        schema = spec.metadata.get("dagster/column_schema")
+        assert schema is not None and schema.columns, f"{name} declares no columns"
+        assert all(c.description for c in schema.columns), f"{name}: a column has no description"
+
+
+def test_each_domain_forms_one_connected_lineage() -> None:
+    # Within a domain, every asset is reachable from every other through dependencies.
+    specs = list(defs.resolve_all_asset_specs())
+    by_group: dict[str, set[str]] = {}
+    edges: dict[str, set[str]] = {}
+    for spec in specs:
+        key = spec.key.to_user_string()
+        by_group.setdefault(spec.group_name or "", set()).add(key)
+        for dep in spec.deps:
+            other = dep.asset_key.to_user_string()
+            edges.setdefault(key, set()).add(other)
+            edges.setdefault(other, set()).add(key)
+    for group, keys in by_group.items():
+        if group == "reference":
+            continue  # independent source tables by nature; vessels links them by checks
+        start = next(iter(keys))
+        seen, todo = {start}, [start]
+        while todo:
+            for other in edges.get(todo.pop(), set()) & keys:
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        assert seen == keys, f"{group}: {sorted(keys - seen)} not connected to {start}"

@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity
 
-from platform_assets.reference.assets import REFERENCE_FILES, ReferenceFilesResource
 from platform_assets.reference.checks import DROP_CHECK, KEYS_CHECK, KeyRule, drop_check, key_check
-from platform_assets.reference.readers import ReferenceSourceError, default_data_dir
+from platform_assets.reference.readers import default_data_dir
+from resources.reference_files import REFERENCE_FILES, ReferenceFilesResource
 from resources.source_db import (
     EMBEDDED_SCHEMA,
     SCHEMA_ENV,
     URL_ENV,
+    SourceDatabaseError,
     SourceDatabaseResource,
     read_only_statement,
 )
@@ -112,7 +113,7 @@ def test_files_default_to_the_bundled_data(monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.delenv(env, raising=False)
     files = ReferenceFilesResource()
     for source, (_, name) in REFERENCE_FILES.items():
-        path = files.path(source)  # type: ignore[arg-type]
+        path = files.path(source, default_data_dir())  # type: ignore[arg-type]
         assert path == default_data_dir() / name
         assert path.exists()
 
@@ -123,8 +124,8 @@ def test_a_field_beats_the_environment_which_beats_the_default(
     files = ReferenceFilesResource(ports_csv=str(tmp_path / "field.csv"))
     monkeypatch.setenv("REFERENCE_PORTS_CSV", str(tmp_path / "env.csv"))
     monkeypatch.setenv("REFERENCE_SPECIES_CSV", str(tmp_path / "species.csv"))
-    assert files.path("ports_csv") == tmp_path / "field.csv"
-    assert files.path("species_csv") == tmp_path / "species.csv"  # read when used
+    assert files.path("ports_csv", default_data_dir()) == tmp_path / "field.csv"
+    assert files.path("species_csv", default_data_dir()) == tmp_path / "species.csv"  # read when used
 
 
 # --- the source database location -------------------------------------------------------------
@@ -172,5 +173,5 @@ def test_environment_fills_empty_fields_when_used(no_source_env: pytest.MonkeyPa
 def test_read_only_transaction_per_dialect() -> None:
     assert read_only_statement("oracle") == "SET TRANSACTION READ ONLY"
     assert "REPEATABLE READ" in read_only_statement("postgresql")
-    with pytest.raises(ReferenceSourceError, match="Oracle or PostgreSQL"):
+    with pytest.raises(SourceDatabaseError, match="Oracle or PostgreSQL"):
         read_only_statement("mysql")

@@ -21,12 +21,11 @@ from platform_assets.reference.readers import (
     read_fishing_gear_codes,
     read_ports,
 )
-from platform_assets.reference.sample_source_db import DISTRICT_PORTS, sample_vessel_rows
-from platform_assets.reference.source_tables import (
-    VESSEL_COLUMNS,
+from platform_assets.reference.vessels import VESSEL_COLUMNS, transform_vessels
+from resources.registry_stand_in import DISTRICT_PORTS, sample_vessel_rows
+from resources.registry_tables import (
     declared_gears_query,
     source_tables,
-    transform_vessels,
     vessels_query,
 )
 

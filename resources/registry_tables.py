@@ -1,27 +1,23 @@
-"""The vessel registry as it lives in the Oracle source, its queries, and the pure transform.
+"""The vessel registry as it lives in the Oracle source: its tables and the queries we run.
 
 Tables are declared with the source's upper-case Oracle names. SQLAlchemy quotes upper-case
 identifiers, which Oracle resolves exactly like the unquoted names, and which lets the same
 declarations create a look-alike schema in PostgreSQL for the embedded default and tests
 (`source_tables(schema).metadata.create_all(connection)`).
 
-Declared gears are fetched by a second query and aggregated in Python rather than with
-LISTAGG (Oracle) / string_agg (PostgreSQL): the SQL stays portable and free of dialect switches,
-the gears keep their declared rank order, a list never hits LISTAGG's 4000-byte limit, and gear
-codes never have to be split back out of a joined string.
+Declared gears are fetched by a second query and aggregated by the reference domain rather than
+with LISTAGG (Oracle) / string_agg (PostgreSQL): the SQL stays portable and free of dialect
+switches, the gears keep their declared rank order, a list never hits LISTAGG's 4000-byte limit,
+and gear codes never have to be split back out of a joined string.
 
 Nothing here connects to a database: queries are SQLAlchemy Core objects that the caller executes.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import (
     Column,
     Date,
@@ -37,62 +33,9 @@ from sqlalchemy import (
     select,
 )
 
-from platform_assets.reference.readers import ReferenceSourceError
-
-logger = logging.getLogger(__name__)
-
 #: Contact roles in the source's contacts table.
 OWNER = "OWNER"
 OPERATOR = "OPERATOR"
-
-#: Columns of the `vessels` reference table, in order.
-VESSEL_COLUMNS: tuple[str, ...] = (
-    "vessel_id",
-    "cfr",
-    "mmsi",
-    "ircs",
-    "external_immatriculation",
-    "vessel_name",
-    "flag_state",
-    "length",
-    "width",
-    "gauge",
-    "power",
-    "vessel_type",
-    "sailing_category",
-    "declared_fishing_gears",
-    "licence_expiry_date",
-    "district_code",
-    "registry_port_locode",
-    "owner_name",
-    "owner_email",
-    "owner_phone",
-    "operator_name",
-    "operator_email",
-    "operator_phone",
-    "is_active",
-)
-
-_TEXT_COLUMNS = (
-    "cfr",
-    "mmsi",
-    "ircs",
-    "external_immatriculation",
-    "vessel_name",
-    "flag_state",
-    "vessel_type",
-    "sailing_category",
-    "district_code",
-    "registry_port_locode",
-    "owner_name",
-    "owner_email",
-    "owner_phone",
-    "operator_name",
-    "operator_email",
-    "operator_phone",
-)
-_FLOAT_COLUMNS = ("length", "width", "gauge", "power")
-
 
 @dataclass(frozen=True)
 class SourceTables:
@@ -237,113 +180,3 @@ def declared_gears_query(tables: SourceTables) -> Select[Any]:
     ).order_by(g.c.ID_NAVIRE, g.c.RANG, g.c.CODE_ENGIN)
 
 
-def transform_vessels(
-    rows: Iterable[Mapping[str, Any] | Any], gear_rows: Iterable[Mapping[str, Any] | Any]
-) -> pd.DataFrame:
-    """Rows of `vessels_query` + rows of `declared_gears_query` -> the `vessels` table.
-
-    Accepts SQLAlchemy rows or mappings. Text is stripped (Oracle CHAR pads) and blank becomes
-    None; gears are listed in rank order without repeats; Oracle DATE (a datetime) becomes a date.
-    Raises `ReferenceSourceError` naming the vessel ids when a row has no id or an id repeats,
-    and the vessel id and column when a value cannot be converted (e.g. a length `'12,5'`).
-    """
-    gears = _gears_by_vessel(gear_rows)
-    records: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    duplicates: set[int] = set()
-    for number, raw in enumerate(rows, start=1):
-        row = _as_mapping(raw)
-        vessel_id = row.get("vessel_id")
-        if vessel_id is None:
-            raise ReferenceSourceError(f"vessels source row {number}: missing key vessel_id")
-        vessel_id = int(vessel_id)
-        if vessel_id in seen:
-            duplicates.add(vessel_id)
-        seen.add(vessel_id)
-        record: dict[str, Any] = {"vessel_id": vessel_id}
-        for name in _TEXT_COLUMNS:
-            record[name] = _text(row.get(name))
-        column = ""
-        try:
-            for column in _FLOAT_COLUMNS:
-                value = row.get(column)
-                record[column] = float(value) if value is not None else float("nan")
-            column = "licence_expiry_date"
-            record[column] = _date(row.get(column))
-            column = "is_active"
-            active = row.get(column)
-            record[column] = bool(int(active)) if active is not None else False
-        except (TypeError, ValueError):
-            raise ReferenceSourceError(
-                f"vessels source vessel_id {vessel_id}: bad value {row.get(column)!r} "
-                f"in column {column}"
-            ) from None
-        record["declared_fishing_gears"] = gears.get(vessel_id, [])
-        records.append(record)
-    if duplicates:
-        raise ReferenceSourceError(
-            f"vessels source: duplicate vessel_id {', '.join(map(str, sorted(duplicates)))}"
-        )
-    orphans = sorted(set(gears) - seen)
-    if orphans:
-        logger.info("declared gears of %d vessels not in the registry ignored", len(orphans))
-    return _vessels_frame(records)
-
-
-def _vessels_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    data: dict[str, pd.Series] = {}
-    for name in VESSEL_COLUMNS:
-        values = [r[name] for r in records]
-        if name == "vessel_id":
-            dtype = "int64"
-        elif name in _FLOAT_COLUMNS:
-            dtype = "float64"
-        elif name == "is_active":
-            dtype = "bool"
-        else:
-            dtype = "object"
-        data[name] = pd.Series(values, dtype=dtype)
-    return pd.DataFrame(data, columns=list(VESSEL_COLUMNS))
-
-
-def _gears_by_vessel(gear_rows: Iterable[Mapping[str, Any] | Any]) -> dict[int, list[str]]:
-    ranked: dict[int, list[tuple[int, str]]] = {}
-    for raw in gear_rows:
-        row = _as_mapping(raw)
-        code = _text(row.get("gear_code"))
-        if row.get("vessel_id") is None or code is None:
-            continue
-        rank = row.get("rank")
-        ranked.setdefault(int(row["vessel_id"]), []).append(
-            (int(rank) if rank is not None else 1_000_000, code.upper())
-        )
-    result: dict[int, list[str]] = {}
-    for vessel_id, items in ranked.items():
-        codes: list[str] = []
-        for _, code in sorted(items):
-            if code not in codes:
-                codes.append(code)
-        result[vessel_id] = codes
-    return result
-
-
-def _as_mapping(row: Mapping[str, Any] | Any) -> Mapping[str, Any]:
-    mapping = getattr(row, "_mapping", None)
-    return mapping if mapping is not None else row
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _date(value: Any) -> date | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])

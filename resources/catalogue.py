@@ -8,7 +8,6 @@ Dagster-managed settings.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,16 +15,14 @@ from datetime import UTC, datetime, timedelta
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from platform_assets.processing.catalogue import (
+from resources.catalogue_client import (
     FIXTURE_CATALOGUE_DIR,
     Catalogue,
     CatalogueQuery,
     FileCatalogueClient,
     ODataCatalogueClient,
 )
-
-URL_ENV = "CATALOGUE_URL"
-TOKEN_ENV = "CATALOGUE_TOKEN"
+from resources.settings import setting
 
 
 class CatalogueResource(ConfigurableResource):
@@ -66,7 +63,7 @@ class CatalogueResource(ConfigurableResource):
 
     def resolved_url(self) -> str | None:
         """The OData URL in use, or None for the file catalogue."""
-        return self.url or os.environ.get(URL_ENV) or None
+        return setting("CATALOGUE_URL", self.url)
 
     @property
     def kind(self) -> str:
@@ -80,7 +77,7 @@ class CatalogueResource(ConfigurableResource):
         if url is None:
             yield FileCatalogueClient(self.fixtures_dir or FIXTURE_CATALOGUE_DIR)
             return
-        token = self.token or os.environ.get(TOKEN_ENV) or None
+        token = setting("CATALOGUE_TOKEN", self.token)
         with ODataCatalogueClient(url, token=token) as client:
             yield client
 

@@ -1,4 +1,4 @@
-"""File-inbox sensors: one run per new file (run key = file name + content hash)."""
+"""The logbook inbox sensor: one run per new file (run key = file name + content hash)."""
 
 from dagster import (
     DefaultSensorStatus,
@@ -9,10 +9,11 @@ from dagster import (
     sensor,
 )
 
-from platform_assets.logbook.assets import DOMAIN, LogbookInboxResource, LogbookIngestConfig
+from platform_assets.logbook.assets import DOMAIN, LogbookIngestConfig
 from platform_assets.logbook.inbox import list_inbox
 from platform_assets.logbook.jobs import logbook_ingest_job
 from platform_assets.ops.catalog import ingested_hashes
+from resources.inboxes import LogbookInboxResource
 from resources.warehouse import WarehouseResource
 
 
@@ -47,3 +48,6 @@ def logbook_inbox_sensor(
         )
         for f in new
     ]
+
+
+LOGBOOK_SENSORS = [logbook_inbox_sensor]

@@ -12,15 +12,14 @@ needs; `local_command` replaces it with any argv.
 """
 
 # No `from __future__ import annotations` here: Dagster reads these annotations (resource fields).
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from platform_assets.processing.launch import LaunchSettings
-from platform_assets.processing.nomad_client import (
+from resources.nomad import (
     HOSTNAME_ATTRIBUTE,
     JobState,
     LocalSubprocessLauncher,
@@ -28,14 +27,22 @@ from platform_assets.processing.nomad_client import (
     TaskJobSpec,
     TaskLauncher,
 )
+from resources.settings import setting
 from resources.warehouse import state_dir
 
-ADDRESS_ENV = "NOMAD_ADDR"
-TOKEN_ENV = "NOMAD_TOKEN"
-NAMESPACE_ENV = "NOMAD_NAMESPACE"
-REGION_ENV = "NOMAD_REGION"
-PRODUCTS_DIR_ENV = "FISHNET_PRODUCTS_DIR"
 DEFAULT_NOMAD_PRODUCTS_DIR = "/data/products"
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """How tasks become jobs."""
+
+    products_dir: str
+    """Where products are written: `<products_dir>/<output product type>/task-<id>`."""
+    mhz_per_core: int = 1000
+    """Nomad reserves CPU in MHz; a routine's `cpu` is in cores."""
+    lock_wait_s: float = 60.0
+    """How long a launcher waits for ready tasks someone else holds, once the free ones are done."""
+
 
 # Runs in the task's environment (launch.py sets FISHNET_*): writes the product atomically.
 LOCAL_STAND_IN = r"""
@@ -114,7 +121,7 @@ class LauncherResource(ConfigurableResource):
 
     def resolved_address(self) -> str | None:
         """The Nomad address in use, or None for the local launcher."""
-        return self.nomad_address or os.environ.get(ADDRESS_ENV) or None
+        return setting("NOMAD_ADDR", self.nomad_address)
 
     @property
     def kind(self) -> str:
@@ -131,9 +138,9 @@ class LauncherResource(ConfigurableResource):
         if address:
             return NomadLauncher(
                 address,
-                token=self.nomad_token or os.environ.get(TOKEN_ENV) or None,
-                namespace=self.nomad_namespace or os.environ.get(NAMESPACE_ENV) or None,
-                region=self.nomad_region or os.environ.get(REGION_ENV) or None,
+                token=setting("NOMAD_TOKEN", self.nomad_token),
+                namespace=setting("NOMAD_NAMESPACE", self.nomad_namespace),
+                region=setting("NOMAD_REGION", self.nomad_region),
                 timeout=self.timeout_s,
                 datacenters=list(self.datacenters),
                 vm_attribute=self.vm_attribute,
@@ -144,7 +151,7 @@ class LauncherResource(ConfigurableResource):
 
     def settings(self) -> LaunchSettings:
         """How tasks become jobs (product paths, CPU units, lock wait)."""
-        products = self.products_dir or os.environ.get(PRODUCTS_DIR_ENV)
+        products = setting("FISHNET_PRODUCTS_DIR", self.products_dir)
         if not products:
             if self.resolved_address():
                 products = DEFAULT_NOMAD_PRODUCTS_DIR

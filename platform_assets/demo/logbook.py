@@ -1,7 +1,7 @@
 """Sample logbook traffic for the demo: one archive in the inbox."""
 
-from platform_assets.logbook.assets import LogbookInboxResource
-from platform_assets.logbook.samples import write_sample_archive
+from platform_assets.samples.logbook import write_sample_archive
+from resources.inboxes import LogbookInboxResource
 from resources.warehouse import WarehouseResource, fetch_one
 
 DEMO_ARCHIVE = "hub_sample_20260302.zip"

@@ -33,7 +33,7 @@ from pydantic import (
 
 logger = logging.getLogger(__name__)
 
-FIXTURE_CATALOGUE_DIR = Path(__file__).parent / "fixtures" / "catalogue"
+FIXTURE_CATALOGUE_DIR = Path(__file__).parent / "data" / "catalogue"
 """The small Sentinel-2 catalogue the embedded default serves."""
 
 PRODUCTS_PATH = "/odata/v1/Products"

@@ -1,6 +1,6 @@
 """The processing chain on a laptop: seed routines, then drive the sensors until the chain is done.
 
-Hooks for `fishnet demo` (platform_assets/demo.py): `prepare_demo` seeds the VM flavours and the
+Hooks for `fishnet demo` (platform_assets/demo/run.py): `prepare_demo` seeds the VM flavours and the
 routines `s2_l2a_to_ndvi` -> `ndvi_to_composite` (sample.py); after the harvest (the
 `processing/input` asset of the main job), `run_chain` ticks the processing sensors and runs what
 they request, the way the daemon would but back to back, until nothing is left to do:
@@ -20,10 +20,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from dagster import DagsterInstance, Definitions
 
-from platform_assets.demo import tick_and_run
-from platform_assets.processing import sample
-from platform_assets.processing.chain_ops import JOB_STATUS_SENSOR
+from platform_assets.demo.ticks import tick_and_run
+from platform_assets.processing.jobs import JOB_STATUS_SENSOR
 from platform_assets.processing.launch import work_counts
+from platform_assets.samples import processing as sample
 from resources.warehouse import WarehouseResource
 from sensors.change_feed import WAIT_SECONDS_ENV
 

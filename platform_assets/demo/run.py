@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import sqlalchemy as sa
-from dagster import DagsterInstance, Definitions, build_sensor_context
+from dagster import DagsterInstance
 
 from migrations import upgrade
-from resources.warehouse import DatabaseUrls, WarehouseResource, resolve_database_urls
+from platform_assets.demo.ticks import tick_sensors
+from resources.warehouse import (
+    DatabaseUrls,
+    WarehouseResource,
+    dagster_environment,
+    resolve_database_urls,
+)
 
 DOMAIN_SCHEMAS = ("reference", "positions", "logbook", "pois", "processing", "ops")
 
@@ -25,9 +30,9 @@ DemoPreparer = Callable[[WarehouseResource], None]
 
 def demo_preparers() -> list[DemoPreparer]:
     """The sample-data seeders of the domains that need one."""
-    from platform_assets.logbook.demo import prepare_demo as logbook_samples
-    from platform_assets.processing.demo import prepare_demo as processing_routines
-    from platform_assets.reference.demo import prepare_demo as reference_source
+    from platform_assets.demo.logbook import prepare_demo as logbook_samples
+    from platform_assets.demo.processing import prepare_demo as processing_routines
+    from platform_assets.demo.reference import prepare_demo as reference_source
 
     return [reference_source, logbook_samples, processing_routines]
 
@@ -37,8 +42,8 @@ DemoSummary = Callable[[WarehouseResource], list[str]]
 
 def demo_summaries() -> list[DemoSummary]:
     """Lines each domain prints after the table counts."""
-    from platform_assets.logbook.demo import summary as logbook_summary
-    from platform_assets.processing.demo import summary as processing_summary
+    from platform_assets.demo.logbook import summary as logbook_summary
+    from platform_assets.demo.processing import summary as processing_summary
 
     return [logbook_summary, processing_summary]
 
@@ -61,50 +66,8 @@ def table_counts(warehouse: WarehouseResource) -> list[tuple[str, int]]:
         ]
 
 
-def tick_and_run(
-    defs: Definitions,
-    instance: DagsterInstance,
-    name: str,
-    resources: Mapping[str, Any],
-    cursor: str | None = None,
-) -> tuple[str | None, list[tuple[str, bool]]]:
-    """Evaluate one sensor tick and run, in process, what it requests.
-
-    Returns the cursor the tick stored (None if it stored none) and (job, success) per run.
-    """
-    sensor = defs.resolve_sensor_def(name)
-    with build_sensor_context(
-        instance=instance, cursor=cursor, resources=resources, sensor_name=name, definitions=defs
-    ) as context:
-        data = sensor.evaluate_tick(context)
-    runs = []
-    for request in data.run_requests or []:
-        job_name = request.job_name or sensor.job_name
-        assert job_name, f"sensor {name} requested a run without a job"
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            run_config=request.run_config,
-            tags=request.tags,
-            instance=instance,
-            asset_selection=request.asset_selection,
-            raise_on_error=False,
-        )
-        runs.append((job_name, result.success))
-    return data.cursor, runs
-
-
-def tick_sensors(defs: Definitions, instance: DagsterInstance) -> list[tuple[str, int, int]]:
-    """Evaluate every sensor once and run what it requests; (sensor, requested, succeeded)."""
-    resources = defs.get_repository_def().get_top_level_resources()
-    outcomes = []
-    for declared in defs.sensors or []:
-        _, runs = tick_and_run(defs, instance, declared.name, resources)
-        outcomes.append((declared.name, len(runs), sum(ok for _, ok in runs)))
-    return outcomes
-
-
 def run_demo() -> int:
     """Migrate, seed samples, materialise everything, tick sensors, print a summary."""
-    from platform_assets.cli import dagster_environment
     from platform_assets.definitions import all_assets_job, defs
 
     started = time.perf_counter()
@@ -125,7 +88,7 @@ def run_demo() -> int:
     sensor_outcomes = tick_sensors(defs, instance)
     # The processing chain needs several rounds (plan, launch, poll, harvest products, ...):
     # drive its sensors until it has nothing left to do, as the daemon would over a few minutes.
-    from platform_assets.processing.demo import run_chain
+    from platform_assets.demo.processing import run_chain
 
     chain_runs = run_chain(defs, instance)
 
