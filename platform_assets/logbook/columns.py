@@ -8,6 +8,12 @@ RAW_MESSAGES: list[Column] = [
     ("xml_message", "text", "the message as received"),
     ("source_file", "text", "inbox file (and member) it came from"),
     ("received_at", "timestamptz", "when the platform stored it"),
+    (
+        "content_sha256",
+        "text",
+        "SHA-256 of the message text without padding or XML declaration: a re-delivery under a "
+        "stored operation number is compared with it",
+    ),
 ]
 
 REPORTS: list[Column] = [

@@ -15,6 +15,9 @@ No Dagster, no database, no pydantic: this runs once per message in ingestion lo
 from __future__ import annotations
 
 import base64
+import codecs
+import functools
+import re
 import threading
 import zlib
 from collections.abc import Callable
@@ -35,8 +38,10 @@ __all__ = [
     "ROW_KEYS",
     "LogbookParsingError",
     "ParsedMessage",
+    "decode_xml",
     "parse_message",
     "report_rows",
+    "xml_encoding",
 ]
 
 # Whether ERS messages go through the compiled walker (about four times faster than ers.py).
@@ -70,6 +75,31 @@ ROW_KEYS = (
 _ROW_KEY_SET = frozenset(ROW_KEYS)
 # Whitespace and the '¿' (UTF-8 C2 BF) some ERS senders pad messages with, as the reference strips.
 _PADDING = b" \t\r\n\xc2\xbf"
+
+
+# Byte order marks and, without one, the first bytes of '<?' in each wide encoding (XML 1.0
+# appendix F): these messages are transcoded to UTF-8 before parsing.
+_WIDE_STARTS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+)
+# The first bytes of any document that is not plainly ASCII-compatible: the marks, and NUL.
+_UNUSUAL_FIRST = frozenset({b"\xff", b"\xfe", b"\xef", b"\x00"})
+# The encoding pseudo-attribute of an XML declaration (searched within the declaration only).
+_ENCODING = re.compile(
+    rb"[ \t\r\n]encoding[ \t\r\n]*=[ \t\r\n]*[\"']([A-Za-z][A-Za-z0-9._-]{0,40})[\"']"
+)
+# libxml2 reads these natively; any other declared encoding is transcoded by Python first, so
+# that what the DTD check below sees is exactly what the parser sees.
+_NATIVE = frozenset({"utf-8", "ascii"})
+# Any document type declaration (or a stray entity declaration), whatever its case.
+_DTD = re.compile(rb"<!\s*(?:doctype|entity)", re.IGNORECASE)
 
 
 class LogbookParsingError(ValueError):
@@ -126,11 +156,100 @@ def _describe(source: str, operation_number: str | None, reason: object) -> str:
     return f"{source}: {reason}"
 
 
+def xml_encoding(data: bytes) -> str:
+    """The Python codec of an XML document: its byte order mark, else the shape of its first
+    bytes (UTF-16/32 without a mark), else its declaration, else UTF-8 (XML's default).
+
+    A declared name Python does not know is returned as declared (decoding it then fails).
+    """
+    if data[:1] in _UNUSUAL_FIRST or data[1:2] == b"\x00":
+        head = data[:4]
+        for start, encoding in _WIDE_STARTS:
+            if head.startswith(start):
+                return encoding
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+    # The declaration, if any, opens the document (after the padding some senders add).
+    opening = data.find(b"<?xml", 0, 64)
+    if opening < 0 or (opening and data[:opening].strip(_PADDING)):
+        return "utf-8"
+    end = data.find(b"?>", opening, opening + 512)
+    declared = _ENCODING.search(data, opening, end) if end > 0 else None
+    return _codec_name(declared.group(1)) if declared else "utf-8"
+
+
+@functools.lru_cache(maxsize=256)
+def _codec_name(declared: bytes) -> str:
+    """Python's name for a declared encoding (the declared name if Python does not know it)."""
+    name = declared.decode("ascii")
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return name
+
+
+def decode_xml(data: bytes, errors: str = "strict") -> str:
+    """The text of an XML document, decoded by its mark or declaration (see ``xml_encoding``).
+
+    With ``errors`` other than "strict", undecodable bytes and an unknown encoding never raise
+    (UTF-8 with replacement is the fallback): for showing bad input to people.
+    """
+    encoding = xml_encoding(data)
+    try:
+        text = data.decode(encoding, errors)
+    except LookupError:
+        if errors == "strict":
+            raise
+        text = data.decode("utf-8", errors)
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _utf8_for_parser(data: bytes, source: str, what: str) -> tuple[bytes, bool]:
+    """``data`` as the parser will read it, and whether the parser must be told it is UTF-8.
+
+    UTF-8 and ASCII documents pass unchanged (the hot path: one regex match on the head); any
+    other encoding is decoded here, by its mark or declaration, and handed over as UTF-8.
+    """
+    encoding = xml_encoding(data)
+    if encoding in _NATIVE or encoding == "utf-8-sig":
+        return data, False
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise LogbookParsingError(
+            _describe(source, None, f"{what} declares an unknown encoding {encoding!r}")
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise LogbookParsingError(
+            _describe(
+                source, None, f"{what} is not valid {encoding}: {exc.reason} at byte {exc.start}"
+            )
+        ) from None
+    return text.lstrip("\ufeff").encode("utf-8", "surrogatepass"), True
+
+
 def _root(data: bytes, forced_utf8: bool, source: str, what: str) -> etree._Element:
-    """Root element of ``data`` (padding stripped); empty or ill-formed input raises."""
+    """Root element of ``data`` (padding stripped); empty, ill-formed or DTD-bearing input raises.
+
+    A document type declaration is refused before the parser sees it: logbook messages carry
+    none, lxml may read the external subset or parameter entities it names (files, pipes, URLs)
+    whatever the parser options, and an internal entity would silently shorten a value.
+    """
+    if not forced_utf8:
+        data, forced_utf8 = _utf8_for_parser(data, source, what)
     data = data.strip(_PADDING)
     if not data:
         raise LogbookParsingError(_describe(source, None, f"empty {what}"))
+    if b"<!" in data and _DTD.search(data):
+        raise LogbookParsingError(
+            _describe(
+                source,
+                None,
+                f"{what} has a document type declaration (DOCTYPE or ENTITY), refused: "
+                "logbook messages carry none, and a DTD can make the parser read files or "
+                "expand entities",
+            )
+        )
     try:
         return etree.fromstring(data, _parser(forced_utf8))
     except (etree.LxmlError, ValueError) as exc:

@@ -10,7 +10,9 @@ floats `float64`, booleans `bool`, integers `int64`, arrays Python `list[str]`.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -214,10 +216,10 @@ def _read_csv(
     row_check: Callable[[Mapping[str, Any]], str | None] | None = None,
 ) -> pd.DataFrame:
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        data = path.read_bytes()
     except OSError as exc:
         raise ReferenceSourceError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-    with handle:
+    with io.StringIO(_utf8_text(path, data), newline="") as handle:
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
         missing = [c for c in spec.column_names if c not in header]
@@ -239,6 +241,31 @@ def _read_csv(
                 raise ReferenceSourceError(f"{path} line {line}: {reason}")
             rows.append((f"line {line}", row))
     return _finish(str(path), spec, rows)
+
+
+def _utf8_text(path: Path, data: bytes) -> str:
+    """The file's text: UTF-8 (a BOM is allowed); any other encoding stops the load with the line,
+    column and bytes at fault, as a decoding error from deep in the csv reader names none."""
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "UTF-32"),
+        (codecs.BOM_UTF32_BE, "UTF-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16"),
+        (codecs.BOM_UTF16_BE, "UTF-16"),
+    ):
+        if data.startswith(bom):
+            raise ReferenceSourceError(
+                f"{path} line 1: the file is {name} (byte order mark); save it as UTF-8"
+            )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8", "replace")) + 1
+        raise ReferenceSourceError(
+            f"{path} line {line}: not UTF-8 at column {column} "
+            f"(byte {data[exc.start : exc.end].hex(' ')}: {exc.reason}); save the file as UTF-8"
+        ) from None
 
 
 def _port_country_matches_locode(row: Mapping[str, Any]) -> str | None:

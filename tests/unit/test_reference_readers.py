@@ -266,6 +266,31 @@ def test_missing_file_is_a_reference_source_error(tmp_path: Path) -> None:
         read_species(tmp_path / "nope.csv")
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+def test_a_csv_in_another_encoding_names_the_file_line_and_column(
+    tmp_path: Path, encoding: str
+) -> None:
+    text = (
+        "district_code,district_name,department,facade\n"
+        "LO,Lorient,Morbihan,NAMO\n"
+        "GV,Le Guilvinec,Finistère,NAMO\n"
+    )
+    path = tmp_path / "districts.csv"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(ReferenceSourceError) as error:
+        read_districts(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} line 3: not UTF-8 at column 23 (byte e8")
+    assert "save the file as UTF-8" in message
+
+
+def test_a_utf16_csv_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "districts.csv"
+    path.write_bytes("district_code,district_name,department,facade\n".encode("utf-16"))
+    with pytest.raises(ReferenceSourceError, match=r"districts\.csv line 1: the file is UTF-16"):
+        read_districts(path)
+
+
 def test_duplicate_keys_are_named_with_their_lines(tmp_path: Path) -> None:
     text = (
         "district_code,district_name,department,facade\n"
