@@ -1,0 +1,312 @@
+"""Dagster face of the alerts: one asset per family, all writing `alerts.pending_alerts`, and a
+summary asset listing what is pending."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from platform_assets.alerts import store
+from platform_assets.alerts.beacons import BeaconSettings
+from platform_assets.alerts.missing_declarations import MissingDepSettings, MissingFarSettings
+from platform_assets.alerts.run import (
+    FamilyResult,
+    run_beacons,
+    run_missing_dep,
+    run_missing_far,
+    run_position_alerts,
+)
+from platform_assets.alerts.zones import read_zones_file
+from platform_assets.table_metadata import row_count, table_metadata
+from resources.settings import setting, setting_number
+from resources.warehouse import WarehouseResource, fetch_one
+
+GROUP = "alerts"
+KINDS = {"postgres", "pandas", "shapely"}
+SAMPLE_ZONES_DIR = Path(__file__).resolve().parents[1] / "samples" / "alerts"
+
+POSITIONS = AssetKey(["positions", "positions"])
+LAST_POSITIONS = AssetKey(["positions", "last_positions"])
+LOGBOOK = AssetKey(["logbook", "logbook_reports_resolved"])
+VESSELS = AssetKey(["reference", "vessels"])
+
+ZONES = AssetKey(["alerts", "zones"])
+POSITION_ALERTS = AssetKey(["alerts", "position_alerts"])
+MISSING_FAR_ALERTS = AssetKey(["alerts", "missing_far_alerts"])
+MISSING_DEP_ALERTS = AssetKey(["alerts", "missing_dep_alerts"])
+BEACON_MALFUNCTIONS = AssetKey(["alerts", "beacon_malfunctions"])
+PENDING_ALERTS = AssetKey(["alerts", "pending_alerts"])
+
+ZONES_COLUMNS = [
+    ("name", "text", "zone name, referred to by specifications"),
+    ("layer", "text", "eez, distance_to_shore, fao_area, regulatory or bathymetry"),
+    ("geometry_wkb", "bytea", "polygon or multipolygon, WGS84 lon/lat, WKB"),
+    ("depth_m", "double precision", "bathymetry zones: the sea is at least this deep"),
+    ("min_longitude", "double precision", "bounding box"),
+    ("source", "text", "file the zone came from"),
+]
+PENDING_COLUMNS = [
+    ("id", "uuid", "UUID5 of (type, specification, vessel, episode): stable across runs"),
+    ("alert_type", "text", "POSITION_ALERT, MISSING_FAR, MISSING_DEP or SILENT_BEACON"),
+    ("specification_id", "bigint", "position alerts: the specification that fired"),
+    ("vessel_key", "text", "CFR:..., else IRCS:..., else EXT:..."),
+    ("title", "text", "what an operator reads first"),
+    ("episode_start", "timestamptz", "day, departure or silence start the alert is about"),
+    ("triggered_at", "timestamptz", "time of the latest evidence"),
+    ("status", "text", "pending, validated or closed (never deleted)"),
+    ("close_reason", "text", "cleared (condition no longer holds) or silenced"),
+    ("evidence", "jsonb", "why it fired: position_ids, report_ids, zones, counts"),
+    ("last_seen_at", "timestamptz", "last run that still produced it"),
+]
+BEACON_COLUMNS = [
+    ("id", "bigint", "malfunction id"),
+    ("vessel_key", "text", "the vessel"),
+    ("silent_since", "timestamptz", "time of the last position before the silence"),
+    ("threshold_s", "double precision", "silence beyond which it opened (multiple of period)"),
+    ("stage", "text", "AT_SEA, AT_PORT or RESOLVED"),
+    ("detected_at", "timestamptz", "step dates: detected"),
+    ("at_sea_at", "timestamptz", "step dates: classified at sea"),
+    ("at_port_at", "timestamptz", "step dates: classified at port"),
+    ("resolved_at", "timestamptz", "step dates: positions resumed (seen by a run)"),
+    ("resumed_at", "timestamptz", "time of the first position after the silence"),
+]
+
+
+class AlertsConfig(Config):
+    """When to compute the alerts (default: ALERTS_AS_OF, else now)."""
+
+    as_of: str | None = Field(
+        default=None,
+        description="ISO datetime, or 'latest[+hours]' = latest stored position (+ hours)",
+    )
+
+
+def resolve_as_of(warehouse: WarehouseResource, override: str | None) -> datetime:
+    """The evaluation instant: config, else ALERTS_AS_OF, else now (UTC)."""
+    raw = setting("ALERTS_AS_OF", override)
+    if not raw:
+        return datetime.now(UTC)
+    if raw.startswith("latest"):
+        hours = float(raw[len("latest") :] or 0)
+        with warehouse.connect() as conn:
+            (latest,) = fetch_one(conn, "SELECT max(datetime_utc) FROM positions.positions")
+        base = latest or datetime.now(UTC)
+        return base + timedelta(minutes=1) + timedelta(hours=hours)
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"ALERTS_AS_OF / as_of={raw!r} is not an ISO datetime or latest[+h]"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _number(name: str) -> float:
+    value = setting_number(name)
+    assert value is not None, name  # every alerts setting has a default
+    return value
+
+
+def _result(context: AssetExecutionContext, result: FamilyResult, now: datetime) -> dict[str, Any]:
+    for error in result.errors:
+        context.log.warning(error)
+    context.log.info(
+        f"{result.alert_type} as of {now:%Y-%m-%d %H:%M}Z: {result.produced} firing, "
+        f"{result.counts} ({result.inputs})"
+    )
+    return row_count(
+        result.produced,
+        as_of=now.isoformat(),
+        changes=MetadataValue.json(result.counts),
+        inputs=MetadataValue.json(result.inputs),
+        seconds=MetadataValue.json({k: round(v, 3) for k, v in result.seconds.items()}),
+        errors=MetadataValue.json(result.errors),
+    )
+
+
+@asset(
+    key=ZONES,
+    group_name=GROUP,
+    kinds=KINDS,
+    description="Zones (EEZs, distance-to-shore bands, FAO areas, regulatory areas, bathymetry) "
+    "loaded from GeoJSON files (ALERTS_ZONES_DIR, default the bundled samples).",
+    metadata=table_metadata("alerts.zones", ZONES_COLUMNS),
+)
+def zones(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """Load every *.geojson of the zones folder (replacing zones of the same name)."""
+    folder = Path(setting("ALERTS_ZONES_DIR") or SAMPLE_ZONES_DIR)
+    loaded = [z for path in sorted(folder.glob("*.geojson")) for z in read_zones_file(path)]
+    with warehouse.connect() as conn:
+        store.load_zones(conn, loaded)
+        (total,) = fetch_one(conn, "SELECT count(*) FROM alerts.zones")
+        layers = dict(
+            conn.execute("SELECT layer, count(*) FROM alerts.zones GROUP BY 1").fetchall()
+        )
+        conn.commit()
+    context.log.info(f"{len(loaded)} zone(s) loaded from {folder}")
+    return MaterializeResult(
+        metadata=row_count(total, folder=str(folder), layers=MetadataValue.json(layers))
+    )
+
+
+@asset(
+    key=POSITION_ALERTS,
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[POSITIONS, ZONES, VESSELS, LOGBOOK],
+    description="POSITION_ALERT rows of alerts.pending_alerts: vessels with a position in the "
+    "window of an active specification (alerts.position_alert_specifications) that passes "
+    "every filter.",
+    metadata=table_metadata("alerts.pending_alerts", PENDING_COLUMNS, alert_type="POSITION_ALERT"),
+)
+def position_alerts(
+    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Evaluate the specifications and reconcile their alerts."""
+    now = resolve_as_of(warehouse, config.as_of)
+    with warehouse.connect() as conn, warehouse.adbc() as adbc:
+        result = run_position_alerts(conn, adbc, now)
+        conn.commit()
+    return MaterializeResult(metadata=_result(context, result, now))
+
+
+def _far_settings() -> MissingFarSettings:
+    return MissingFarSettings(
+        min_fishing_positions=int(_number("ALERTS_MISSING_FAR_MIN_FISHING_POSITIONS")),
+        grace_hours=_number("ALERTS_MISSING_FAR_GRACE_HOURS"),
+        lookback_days=int(_number("ALERTS_MISSING_FAR_LOOKBACK_DAYS")),
+    )
+
+
+def _dep_settings() -> MissingDepSettings:
+    return MissingDepSettings(
+        tolerance_hours=_number("ALERTS_MISSING_DEP_TOLERANCE_HOURS"),
+        lookback_hours=_number("ALERTS_MISSING_DEP_LOOKBACK_HOURS"),
+        min_sea_positions=int(_number("ALERTS_MISSING_DEP_MIN_SEA_POSITIONS")),
+    )
+
+
+def _beacon_settings() -> BeaconSettings:
+    return BeaconSettings(
+        at_sea_multiple=_number("ALERTS_BEACON_AT_SEA_MULTIPLE"),
+        at_port_multiple=_number("ALERTS_BEACON_AT_PORT_MULTIPLE"),
+        default_period_minutes=_number("ALERTS_BEACON_DEFAULT_PERIOD_MINUTES"),
+    )
+
+
+@asset(
+    key=MISSING_FAR_ALERTS,
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[POSITIONS, LOGBOOK],
+    description="MISSING_FAR rows of alerts.pending_alerts: fishing at sea on a day without a "
+    "fishing-activity report (ALERTS_MISSING_FAR_* settings).",
+    metadata=table_metadata("alerts.pending_alerts", PENDING_COLUMNS, alert_type="MISSING_FAR"),
+)
+def missing_far_alerts(
+    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Judge the last finished days."""
+    now = resolve_as_of(warehouse, config.as_of)
+    with warehouse.connect() as conn, warehouse.adbc() as adbc:
+        result = run_missing_far(conn, adbc, now, _far_settings())
+        conn.commit()
+    return MaterializeResult(metadata=_result(context, result, now))
+
+
+@asset(
+    key=MISSING_DEP_ALERTS,
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[POSITIONS, LOGBOOK],
+    description="MISSING_DEP rows of alerts.pending_alerts: departures from port without a "
+    "DEP within the tolerance (ALERTS_MISSING_DEP_* settings).",
+    metadata=table_metadata("alerts.pending_alerts", PENDING_COLUMNS, alert_type="MISSING_DEP"),
+)
+def missing_dep_alerts(
+    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Judge the recent departures."""
+    now = resolve_as_of(warehouse, config.as_of)
+    with warehouse.connect() as conn, warehouse.adbc() as adbc:
+        result = run_missing_dep(conn, adbc, now, _dep_settings())
+        conn.commit()
+    return MaterializeResult(metadata=_result(context, result, now))
+
+
+@asset(
+    key=BEACON_MALFUNCTIONS,
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[LAST_POSITIONS],
+    description="Silent beacons: malfunction episodes (detected -> at sea / at port -> "
+    "resolved) and their SILENT_BEACON rows of alerts.pending_alerts.",
+    metadata=table_metadata("alerts.beacon_malfunctions", BEACON_COLUMNS),
+)
+def beacon_malfunctions(
+    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Open, move and resolve malfunctions from the last positions."""
+    now = resolve_as_of(warehouse, config.as_of)
+    with warehouse.connect() as conn:
+        result = run_beacons(conn, now, _beacon_settings())
+        (open_count,) = fetch_one(
+            conn, "SELECT count(*) FROM alerts.beacon_malfunctions WHERE resolved_at IS NULL"
+        )
+        conn.commit()
+    metadata = _result(context, result, now)
+    metadata["open_malfunctions"] = open_count
+    return MaterializeResult(metadata=metadata)
+
+
+@asset(
+    key=PENDING_ALERTS,
+    group_name=GROUP,
+    kinds=KINDS,
+    deps=[POSITION_ALERTS, MISSING_FAR_ALERTS, MISSING_DEP_ALERTS, BEACON_MALFUNCTIONS],
+    description="What operators see: alerts.current_pending_alerts (pending alerts of every "
+    "family), with counts by type and status.",
+    metadata=table_metadata("alerts.current_pending_alerts", PENDING_COLUMNS),
+)
+def pending_alerts(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Summarise the pending alerts (the families wrote them)."""
+    with warehouse.connect() as conn:
+        lines = store.pending_summary(conn)
+        (pending,) = fetch_one(conn, "SELECT count(*) FROM alerts.current_pending_alerts")
+        by_type = dict(
+            conn.execute(
+                "SELECT alert_type, count(*) FROM alerts.current_pending_alerts GROUP BY 1"
+            ).fetchall()
+        )
+        by_status = store.count_by_status(conn)
+    for line in lines:
+        context.log.info(line)
+    return MaterializeResult(
+        metadata=row_count(
+            pending,
+            by_type=MetadataValue.json(by_type),
+            by_status=MetadataValue.json(by_status),
+            preview=MetadataValue.md("```\n" + "\n".join(lines or ["(none)"]) + "\n```"),
+        )
+    )
+
+
+ALERT_ASSETS = [
+    zones,
+    position_alerts,
+    missing_far_alerts,
+    missing_dep_alerts,
+    beacon_malfunctions,
+    pending_alerts,
+]
