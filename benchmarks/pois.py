@@ -1,0 +1,185 @@
+"""POI transform + load against a plain binary COPY of the same final rows, in the same run.
+
+1. First load: N synthetic events-site records (platform_assets/samples/pois/fixtures.py) are
+   stored as a raw extract (not timed: that is the extract), then timed: the pending records are
+   read, transformed (specific + generic, geocoded against the bundled commune polygons) and
+   loaded into empty tables. Baseline: the final rows of poi, address, address_poi, activity and
+   registered_poi (read back from the tables) binary-COPYed into empty copies of those tables
+   (same indexes). Target: first load <= 3x the baseline.
+2. Second run: a new extract where 1% of the records changed and 0.5% disappeared. Timed the same
+   way. Target: <= 0.3x the first load's time, and only those rows written: the table statistics
+   (inserted/updated/deleted tuples) are compared before and after.
+
+Usage: nice .venv/bin/python benchmarks/pois.py [--records 100000] [--workers 1]
+Writes benchmarks/results/pois.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from migrations import upgrade  # noqa: E402
+from platform_assets.pois import load, pipeline  # noqa: E402
+from platform_assets.pois.sources import sources  # noqa: E402
+from platform_assets.samples.pois.fixtures import changed_copy, synthetic_events  # noqa: E402
+from resources.geocoder import GeocoderResource  # noqa: E402
+from resources.warehouse import resolve_database_urls  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "pois.json"
+BENCH_DB = "fishnet_bench_pois"
+TABLES = {
+    "poi": (load.POI_COLUMNS, load.POI_TYPES),
+    "address": (load.ADDRESS_COLUMNS, load.ADDRESS_TYPES),
+    "address_poi": (load.ADDRESS_POI_COLUMNS, load.ADDRESS_POI_TYPES),
+    "activity": (load.ACTIVITY_COLUMNS, load.ACTIVITY_TYPES),
+    "registered_poi": (load.REGISTERED_COLUMNS, load.REGISTERED_TYPES),
+}
+STAT_TABLES = (*TABLES, "poi_history")
+
+
+def store(conn: psycopg.Connection, records: list[dict], day: date) -> None:
+    """The raw extract of one day (what the extract asset leaves)."""
+    rows = [(r["id"], json.dumps(r, ensure_ascii=False)) for r in records]
+    load.store_raw_extract(conn, "events", day, rows)
+    conn.execute("ANALYZE pois.raw_extract")
+
+
+def run_once(conn: psycopg.Connection, workers: int) -> tuple[float, dict, dict]:
+    """Transform + load the latest extraction; (seconds, load counts, step seconds)."""
+    source = sources()["events"]
+    geocoder = GeocoderResource()
+    started = time.perf_counter()
+    run = pipeline.transform_extraction(
+        conn, source, geocoder.factory(), geocoder.kind(), workers=workers
+    )
+    transformed = time.perf_counter()
+    result = pipeline.load_source(conn, "events", run.outcome.records, run.extraction_date)
+    seconds = time.perf_counter() - started
+    steps = {
+        "pending": run.pending,
+        "rejected": len(run.outcome.rejected),
+        "transform_seconds": round(transformed - started, 3),
+        "load_seconds": round(seconds - (transformed - started), 3),
+    }
+    return seconds, result.as_metadata(), steps
+
+
+def table_writes(conn: psycopg.Connection) -> dict[str, int]:
+    """Tuples inserted + updated + deleted so far, per table (pg_stat, flushed first)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    rows = conn.execute(
+        "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables "
+        "WHERE schemaname = 'pois' AND relname = ANY(%s)",
+        (list(STAT_TABLES),),
+    ).fetchall()
+    return dict(rows)
+
+
+def copy_baseline(conn: psycopg.Connection) -> float:
+    """Binary COPY of the loaded rows into empty copies of the tables; seconds."""
+    conn.execute("DROP SCHEMA IF EXISTS bench CASCADE")
+    conn.execute("CREATE SCHEMA bench")
+    rows = {}
+    for table, (columns, _) in TABLES.items():
+        conn.execute(f"CREATE TABLE bench.{table} (LIKE pois.{table} INCLUDING ALL)")
+        rows[table] = conn.execute(f"SELECT {', '.join(columns)} FROM pois.{table}").fetchall()
+    started = time.perf_counter()
+    with conn.transaction():
+        for table, (columns, types) in TABLES.items():
+            load._copy(conn, f"bench.{table}", columns, types, rows[table])
+    seconds = time.perf_counter() - started
+    conn.execute("DROP SCHEMA bench CASCADE")
+    return seconds
+
+
+def bench(count: int, workers: int) -> dict:
+    server = resolve_database_urls()
+    with psycopg.connect(server.libpq, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    urls = server.for_database(BENCH_DB)
+    upgrade(urls)
+    first_records = synthetic_events(count, seed=11)
+    rng = random.Random(3)
+    picked = rng.sample(range(count), int(count * 0.015))
+    changed = set(picked[: int(count * 0.01)])
+    removed = set(picked[int(count * 0.01) :])
+    second_records = [
+        changed_copy(r) if i in changed else r
+        for i, r in enumerate(first_records)
+        if i not in removed
+    ]
+    report: dict = {"records": count}
+    try:
+        with psycopg.connect(urls.libpq, autocommit=True) as conn:
+            store(conn, first_records, date(2027, 1, 1))
+            first_seconds, first_counts, first_steps = run_once(conn, workers)
+            conn.execute("ANALYZE")
+            copy_seconds = copy_baseline(conn)
+            store(conn, second_records, date(2027, 1, 2))
+            before = table_writes(conn)
+            second_seconds, second_counts, second_steps = run_once(conn, workers)
+            after = table_writes(conn)
+        writes = {t: after.get(t, 0) - before.get(t, 0) for t in STAT_TABLES}
+        report |= {
+            "workers": workers,
+            "copy_baseline_seconds": round(copy_seconds, 3),
+            "first_load": {
+                "seconds": round(first_seconds, 3),
+                "records_per_second": round(count / first_seconds),
+                **first_steps,
+                "counts": first_counts,
+            },
+            "ratio_first_load_to_copy": round(first_seconds / copy_seconds, 2),
+            "target_ratio_first_load_to_copy": 3.0,
+            "second_run": {
+                "changed": len(changed),
+                "removed": len(removed),
+                "seconds": round(second_seconds, 3),
+                **second_steps,
+                "counts": second_counts,
+                "tuples_written_per_table": writes,
+            },
+            "ratio_second_to_first": round(second_seconds / first_seconds, 3),
+            "target_ratio_second_to_first": 0.3,
+        }
+    finally:
+        with psycopg.connect(server.libpq, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=1, help="transform processes (pool if > 1)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    report = {
+        "benchmark": "pois",
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+        "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
+        **bench(args.records, args.workers),
+        "loadavg_after": os.getloadavg(),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,586 @@
+"""The generic load: transformed records -> the `pois` tables, set-based, keyed by (source, id).
+
+Per batch, in one transaction (`load_batch`):
+
+1. read the batch's keys in `registered_poi` (no lock: reading does not write the rows);
+2. new keys: ids are reserved from the tables' sequences in one query (`nextval` over a series:
+   concurrent loads never wait on each other for ids) and the finished rows are COPYed (binary)
+   into poi, address, address_poi, activity and registered_poi. A concurrent load that inserted
+   the same key first makes ours fail on the primary key: the batch is rolled back and retried,
+   and then sees those keys as existing;
+3. keys whose content hash differs: locked (`FOR UPDATE`, in key order, so two loads cannot
+   deadlock) and re-checked against the locked version (another load may have just written the
+   same content); the version they replace is written to `poi_history` (valid from its
+   `valid_from` to now), then poi is updated in place and its addresses and activities replaced;
+4. unchanged keys: nothing is written; inactive ones that came back are reactivated.
+
+After every batch of a full extract, `deactivate_missing` marks inactive the source's POIs whose
+id the extract no longer holds (never deleted). Column lists come from the ORM tables (orm.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from platform_assets.pois.models import RegisteredPoi
+from platform_assets.pois.orm import (
+    ActivityRow,
+    AddressPoiRow,
+    AddressRow,
+    PoiRow,
+    RegisteredPoiRow,
+    qualified,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+"""A batch is retried this many times when a concurrent load wins a key (or a deadlock)."""
+
+# COPY column lists and their binary types, named from the ORM tables
+POI_COLUMNS = ("id", "kind", "name", "description", "url")
+POI_TYPES = ("int8", "text", "text", "text", "text")
+ADDRESS_COLUMNS = (
+    "id",
+    "latitude",
+    "longitude",
+    "street",
+    "postcode",
+    "city",
+    "insee_code",
+    "label",
+)
+ADDRESS_TYPES = ("int8", "float8", "float8", "text", "text", "text", "text", "text")
+ADDRESS_POI_COLUMNS = ("poi_id", "address_id", "role")
+ADDRESS_POI_TYPES = ("int8", "int8", "text")
+ACTIVITY_COLUMNS = ("id", "poi_id", "position", "sport", "name", "distance_km", "starts_on")
+ACTIVITY_TYPES = ("int8", "int8", "int2", "text", "text", "float8", "date")
+REGISTERED_COLUMNS = ("source", "original_id", "poi_id", "content_hash", "raw_hash")
+REGISTERED_TYPES = ("text", "text", "int8", "text", "text")
+
+
+@dataclass
+class LoadResult:
+    """What a load wrote."""
+
+    records: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    reactivated: int = 0
+    deactivated: int = 0
+    history: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    deactivated_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: LoadResult) -> None:
+        """Add another batch's counts."""
+        for name in ("records", "inserted", "updated", "unchanged", "reactivated", "deactivated"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.history += other.history
+        self.retries += other.retries
+        self.seconds += other.seconds
+        self.deactivated_ids += other.deactivated_ids
+
+    def as_metadata(self) -> dict[str, int | float]:
+        """Counts for Dagster metadata and logs."""
+        return {
+            "records": self.records,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "reactivated": self.reactivated,
+            "deactivated": self.deactivated,
+            "history_versions": self.history,
+            "retried_batches": self.retries,
+        }
+
+
+class LoadError(RuntimeError):
+    """A batch could not be loaded (names the source and the batch)."""
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rows:
+    poi: list[tuple[Any, ...]] = field(default_factory=list)
+    address: list[tuple[Any, ...]] = field(default_factory=list)
+    address_poi: list[tuple[Any, ...]] = field(default_factory=list)
+    activity: list[tuple[Any, ...]] = field(default_factory=list)
+    registered: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _reserve(conn: psycopg.Connection, table: type, count: int) -> list[int]:
+    """`count` ids from a table's sequence (never blocks another load)."""
+    if count == 0:
+        return []
+    rows = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        (qualified(table), count),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _child_rows(
+    conn: psycopg.Connection, records: Sequence[RegisteredPoi], poi_ids: Sequence[int], rows: _Rows
+) -> None:
+    """address, address_poi and activity rows of records whose POI ids are known."""
+    address_ids = iter(_reserve(conn, AddressRow, sum(len(r.poi.addresses) for r in records)))
+    activity_ids = iter(_reserve(conn, ActivityRow, sum(len(r.poi.activities) for r in records)))
+    for record, poi_id in zip(records, poi_ids, strict=True):
+        for link in record.poi.addresses:
+            a = link.address
+            address_id = next(address_ids)
+            rows.address.append(
+                (
+                    address_id,
+                    a.latitude,
+                    a.longitude,
+                    a.street,
+                    a.postcode,
+                    a.city,
+                    a.insee_code,
+                    a.label,
+                )
+            )
+            rows.address_poi.append((poi_id, address_id, link.role))
+        for position, act in enumerate(record.poi.activities):
+            rows.activity.append(
+                (
+                    next(activity_ids),
+                    poi_id,
+                    position,
+                    act.sport,
+                    act.name,
+                    act.distance_km,
+                    act.starts_on,
+                )
+            )
+
+
+def _copy(
+    conn: psycopg.Connection,
+    table: str,
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+) -> None:
+    schema, name = table.split(".") if "." in table else (None, table)
+    target = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        target, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types(list(types))
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copy_children(conn: psycopg.Connection, rows: _Rows) -> None:
+    _copy(conn, qualified(AddressRow), ADDRESS_COLUMNS, ADDRESS_TYPES, rows.address)
+    _copy(conn, qualified(AddressPoiRow), ADDRESS_POI_COLUMNS, ADDRESS_POI_TYPES, rows.address_poi)
+    _copy(conn, qualified(ActivityRow), ACTIVITY_COLUMNS, ACTIVITY_TYPES, rows.activity)
+
+
+# --- one batch --------------------------------------------------------------------------------
+
+HISTORY_SQL = """
+INSERT INTO pois.poi_history
+    (poi_id, source, original_id, content_hash, record, valid_from, valid_to)
+SELECT r.poi_id, r.source, r.original_id, r.content_hash,
+       jsonb_build_object(
+           'kind', p.kind, 'name', p.name, 'description', p.description, 'url', p.url,
+           'addresses', COALESCE((
+               SELECT jsonb_agg(jsonb_build_object('role', ap.role, 'address', to_jsonb(a) - 'id')
+                                ORDER BY a.id)
+               FROM pois.address_poi ap JOIN pois.address a ON a.id = ap.address_id
+               WHERE ap.poi_id = p.id), '[]'::jsonb),
+           'activities', COALESCE((
+               SELECT jsonb_agg(to_jsonb(ac) - 'id' - 'poi_id' - 'position' ORDER BY ac.position)
+               FROM pois.activity ac WHERE ac.poi_id = p.id), '[]'::jsonb)
+       ),
+       r.valid_from, now()
+FROM pois.registered_poi r JOIN pois.poi p ON p.id = r.poi_id
+WHERE r.poi_id = ANY(%s)
+"""
+
+
+def _insert_new(conn: psycopg.Connection, records: Sequence[RegisteredPoi]) -> None:
+    records = sorted(records, key=lambda r: r.original_id)  # one key order for every load
+    poi_ids = _reserve(conn, PoiRow, len(records))
+    rows = _Rows()
+    for record, poi_id in zip(records, poi_ids, strict=True):
+        rows.registered.append(
+            (record.source, record.original_id, poi_id, record.content_hash, record.raw_hash)
+        )
+        p = record.poi
+        rows.poi.append((poi_id, p.kind, p.name, p.description, p.url))
+    # registered_poi first: a key a concurrent load holds fails fast, before the bulk rows
+    _copy(conn, qualified(RegisteredPoiRow), REGISTERED_COLUMNS, REGISTERED_TYPES, rows.registered)
+    _copy(conn, qualified(PoiRow), POI_COLUMNS, POI_TYPES, rows.poi)
+    _child_rows(conn, records, poi_ids, rows)
+    _copy_children(conn, rows)
+
+
+def _update_changed(
+    conn: psycopg.Connection, source: str, records: Sequence[RegisteredPoi]
+) -> tuple[int, int]:
+    """Replace changed records (history first); returns (updated, history rows)."""
+    by_id = {r.original_id: r for r in records}
+    locked = conn.execute(
+        "SELECT original_id, poi_id, content_hash FROM pois.registered_poi "
+        "WHERE source = %s AND original_id = ANY(%s) ORDER BY original_id FOR UPDATE",
+        (source, sorted(by_id)),
+    ).fetchall()
+    # re-check on the locked version: a concurrent load may have written this content already
+    todo = [
+        (by_id[oid], poi_id)
+        for oid, poi_id, current in locked
+        if current != by_id[oid].content_hash
+    ]
+    if not todo:
+        return 0, 0
+    poi_ids = [poi_id for _, poi_id in todo]
+    history = conn.execute(HISTORY_SQL, (poi_ids,)).rowcount
+    conn.execute(
+        "CREATE TEMP TABLE poi_changes (id bigint, kind text, name text, description text, "
+        "url text, original_id text, content_hash text, raw_hash text) ON COMMIT DROP"
+    )
+    _copy(
+        conn,
+        "poi_changes",
+        ("id", "kind", "name", "description", "url", "original_id", "content_hash", "raw_hash"),
+        ("int8", "text", "text", "text", "text", "text", "text", "text"),
+        (
+            (
+                poi_id,
+                r.poi.kind,
+                r.poi.name,
+                r.poi.description,
+                r.poi.url,
+                r.original_id,
+                r.content_hash,
+                r.raw_hash,
+            )
+            for r, poi_id in todo
+        ),
+    )
+    conn.execute(
+        "UPDATE pois.poi p SET kind = c.kind, name = c.name, description = c.description, "
+        "url = c.url, active = true, updated_at = now() FROM poi_changes c WHERE p.id = c.id"
+    )
+    conn.execute(
+        "UPDATE pois.registered_poi r SET content_hash = c.content_hash, raw_hash = c.raw_hash, "
+        "valid_from = now(), "
+        "active = true, deactivated_at = NULL FROM poi_changes c "
+        "WHERE r.source = %s AND r.original_id = c.original_id",
+        (source,),
+    )
+    conn.execute("DROP TABLE poi_changes")
+    conn.execute("DELETE FROM pois.activity WHERE poi_id = ANY(%s)", (poi_ids,))
+    gone = conn.execute(
+        "DELETE FROM pois.address_poi WHERE poi_id = ANY(%s) RETURNING address_id", (poi_ids,)
+    ).fetchall()
+    conn.execute("DELETE FROM pois.address WHERE id = ANY(%s)", ([g[0] for g in gone],))
+    rows = _Rows()
+    _child_rows(conn, [r for r, _ in todo], poi_ids, rows)
+    _copy_children(conn, rows)
+    return len(todo), history
+
+
+def _refresh_unchanged(
+    conn: psycopg.Connection, source: str, records: Sequence[RegisteredPoi], reactivate: set[str]
+) -> int:
+    """Same content: store the new raw fingerprint, reactivate those that came back; no history."""
+    if not records:
+        return 0
+    rows = conn.execute(
+        "UPDATE pois.registered_poi r SET raw_hash = u.raw_hash, active = true, "
+        "deactivated_at = NULL FROM unnest(%s::text[], %s::text[]) AS u(original_id, raw_hash) "
+        "WHERE r.source = %s AND r.original_id = u.original_id RETURNING r.original_id, r.poi_id",
+        ([r.original_id for r in records], [r.raw_hash for r in records], source),
+    ).fetchall()
+    back = [poi_id for oid, poi_id in rows if oid in reactivate]
+    if back:
+        conn.execute(
+            "UPDATE pois.poi SET active = true, updated_at = now() WHERE id = ANY(%s)", (back,)
+        )
+    return len(back)
+
+
+def _load_batch_once(
+    conn: psycopg.Connection, source: str, records: Sequence[RegisteredPoi]
+) -> LoadResult:
+    result = LoadResult(records=len(records))
+    existing = {
+        oid: (content_hash, raw_hash, active)
+        for oid, content_hash, raw_hash, active in conn.execute(
+            "SELECT original_id, content_hash, raw_hash, active FROM pois.registered_poi "
+            "WHERE source = %s AND original_id = ANY(%s)",
+            (source, [r.original_id for r in records]),
+        )
+    }
+    new, changed, touched, back = [], [], [], set()
+    for record in records:
+        known = existing.get(record.original_id)
+        if known is None:
+            new.append(record)
+        elif known[0] != record.content_hash:
+            changed.append(record)
+        elif known[1] != record.raw_hash or not known[2]:
+            touched.append(record)
+            if not known[2]:
+                back.add(record.original_id)
+    if new:
+        _insert_new(conn, new)
+    result.inserted = len(new)
+    result.updated, result.history = _update_changed(conn, source, changed) if changed else (0, 0)
+    result.reactivated = _refresh_unchanged(conn, source, touched, back)
+    result.unchanged = len(records) - result.inserted - result.updated - result.reactivated
+    return result
+
+
+def load_batch(
+    conn: psycopg.Connection, source: str, records: Sequence[RegisteredPoi]
+) -> LoadResult:
+    """Upsert one batch of one source in one transaction (retried if a concurrent load wins).
+
+    `conn` must be in autocommit mode (each attempt is its own transaction).
+    """
+    if any(r.source != source or not r.content_hash for r in records):
+        raise LoadError(f"{source}: every record must be of this source and transformed (hashed)")
+    if len({r.original_id for r in records}) != len(records):
+        raise LoadError(f"{source}: a batch holds the same original id twice")
+    started = time.perf_counter()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                result = _load_batch_once(conn, source, records)
+            result.retries = attempt - 1
+            result.seconds = time.perf_counter() - started
+            return result
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as exc:
+            log.info("%s: batch attempt %d lost a race (%s); retrying", source, attempt, exc)
+    raise LoadError(f"{source}: batch of {len(records)} records still conflicting after retries")
+
+
+def load_records(
+    conn: psycopg.Connection,
+    source: str,
+    records: Sequence[RegisteredPoi],
+    *,
+    batch_size: int = 10_000,
+    seen_ids: Sequence[str] | None = None,
+) -> LoadResult:
+    """Load a whole extract by batches; with `seen_ids` (every id the extract held, rejected
+    records included) the source's POIs missing from it are then deactivated."""
+    total = LoadResult()
+    for start in range(0, len(records), batch_size):
+        total.add(load_batch(conn, source, records[start : start + batch_size]))
+    if seen_ids is not None:
+        deactivated = deactivate_missing(conn, source, seen_ids)
+        total.deactivated = len(deactivated)
+        total.deactivated_ids = deactivated
+    return total
+
+
+def deactivate_missing(conn: psycopg.Connection, source: str, seen_ids: Sequence[str]) -> list[str]:
+    """Mark inactive the active POIs of `source` whose id is not in `seen_ids`; their ids.
+
+    An empty extract deactivates nothing: it is far more likely a broken source than a source
+    whose every record disappeared at once.
+    """
+    if not seen_ids:
+        log.warning("%s: empty extract, nothing deactivated", source)
+        return []
+    with conn.transaction():
+        conn.execute("CREATE TEMP TABLE poi_seen (original_id text PRIMARY KEY) ON COMMIT DROP")
+        _copy(conn, "poi_seen", ("original_id",), ("text",), ((i,) for i in set(seen_ids)))
+        rows = conn.execute(
+            "UPDATE pois.registered_poi r SET active = false, deactivated_at = now() "
+            "WHERE r.source = %s AND r.active "
+            "AND NOT EXISTS (SELECT 1 FROM poi_seen s WHERE s.original_id = r.original_id) "
+            "RETURNING r.original_id, r.poi_id",
+            (source,),
+        ).fetchall()
+        conn.execute(
+            "UPDATE pois.poi SET active = false, updated_at = now() WHERE id = ANY(%s)",
+            ([r[1] for r in rows],),
+        )
+    return sorted(r[0] for r in rows)
+
+
+# --- raw extracts, normalised records, quarantine -----------------------------------------------
+
+
+def store_raw_extract(
+    conn: psycopg.Connection,
+    source: str,
+    extraction_date: date,
+    records: Sequence[tuple[str | None, str]],
+    run_id: str | None = None,
+) -> int:
+    """Replace (source, extraction_date)'s raw records: (original id, JSON text) in order."""
+    with conn.transaction():
+        conn.execute("SELECT pois.ensure_raw_partition(%s)", (extraction_date,))
+        conn.execute(
+            "DELETE FROM pois.raw_extract WHERE source = %s AND extraction_date = %s",
+            (source, extraction_date),
+        )
+        with conn.cursor().copy(
+            "COPY pois.raw_extract (source, extraction_date, position, original_id, record, run_id) "
+            "FROM STDIN"
+        ) as copy:
+            for position, (original_id, text) in enumerate(records):
+                copy.write_row((source, extraction_date, position, original_id, text, run_id))
+    return len(records)
+
+
+def latest_raw_extract(
+    conn: psycopg.Connection, source: str
+) -> tuple[date | None, list[dict[str, Any]]]:
+    """The latest extraction date of a source and its records, in received order."""
+    row = conn.execute(
+        "SELECT max(extraction_date) FROM pois.raw_extract WHERE source = %s", (source,)
+    ).fetchone()
+    day = row[0] if row else None
+    if day is None:
+        return None, []
+    records = conn.execute(
+        "SELECT record FROM pois.raw_extract WHERE source = %s AND extraction_date = %s "
+        "ORDER BY position",
+        (source, day),
+    ).fetchall()
+    return day, [r[0] for r in records]
+
+
+def store_normalised(
+    conn: psycopg.Connection, source: str, extraction_date: date, records: Sequence[RegisteredPoi]
+) -> int:
+    """Replace the source's normalised records with this extraction's."""
+    with conn.transaction():
+        conn.execute("DELETE FROM pois.normalised_record WHERE source = %s", (source,))
+        with conn.cursor().copy(
+            "COPY pois.normalised_record (source, original_id, extraction_date, content_hash, "
+            "record) FROM STDIN"
+        ) as copy:
+            for r in records:
+                copy.write_row(
+                    (source, r.original_id, extraction_date, r.content_hash, r.model_dump_json())
+                )
+    return len(records)
+
+
+def read_normalised(conn: psycopg.Connection, source: str) -> list[RegisteredPoi]:
+    """The source's normalised records, as the load takes them."""
+    rows = conn.execute(
+        "SELECT record::text FROM pois.normalised_record WHERE source = %s ORDER BY original_id",
+        (source,),
+    ).fetchall()
+    return [RegisteredPoi.model_validate_json(r[0]) for r in rows]
+
+
+def raw_ids(conn: psycopg.Connection, source: str, extraction_date: date) -> list[str]:
+    """Every original id an extraction held (rejected records included: they are not gone)."""
+    rows = conn.execute(
+        "SELECT original_id FROM pois.raw_extract WHERE source = %s AND extraction_date = %s "
+        "AND original_id IS NOT NULL",
+        (source, extraction_date),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def record_sha256(record: Any) -> str:
+    """sha256 of a raw record's canonical JSON (the quarantine's identity of a record)."""
+    import hashlib
+    import json
+
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def quarantine(
+    conn: psycopg.Connection,
+    source: str,
+    extraction_date: date,
+    rejected: Iterable[tuple[Any, str | None, str, str]],
+) -> int:
+    """Keep rejected records (raw record, original id, stage, error); a record already there
+    gets its error and attempt count updated. Returns how many were written."""
+    import json
+
+    rows = [
+        (source, oid, record_sha256(raw), extraction_date, stage, json.dumps(raw), error)
+        for raw, oid, stage, error in rejected
+    ]
+    if not rows:
+        return 0
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO pois.quarantine "
+            "(source, original_id, record_sha256, extraction_date, stage, record, error) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (source, record_sha256) DO UPDATE SET error = excluded.error, "
+            "stage = excluded.stage, extraction_date = excluded.extraction_date, "
+            "attempts = pois.quarantine.attempts + 1, last_attempt_at = now()",
+            rows,
+        )
+    return len(rows)
+
+
+def release_quarantined(conn: psycopg.Connection, source: str, original_ids: Sequence[str]) -> int:
+    """Drop quarantined versions of records that now transform (the source fixed them)."""
+    if not original_ids:
+        return 0
+    with conn.transaction():
+        return conn.execute(
+            "DELETE FROM pois.quarantine WHERE source = %s AND original_id = ANY(%s)",
+            (source, list(original_ids)),
+        ).rowcount
+
+
+def quarantined(conn: psycopg.Connection, source: str | None = None) -> list[tuple[Any, ...]]:
+    """(id, source, original_id, stage, record, error) of quarantined records."""
+    return conn.execute(
+        "SELECT id, source, original_id, stage, record, error FROM pois.quarantine "
+        "WHERE %(source)s::text IS NULL OR source = %(source)s ORDER BY id",
+        {"source": source},
+    ).fetchall()
+
+
+def deactivate_missing_from_extract(
+    conn: psycopg.Connection, source: str, extraction_date: date
+) -> list[str]:
+    """`deactivate_missing` against an extraction stored in raw_extract, all in SQL."""
+    with conn.transaction():
+        held = conn.execute(
+            "SELECT count(*) FROM pois.raw_extract WHERE source = %s AND extraction_date = %s",
+            (source, extraction_date),
+        ).fetchone()
+        if not held or not held[0]:
+            log.warning("%s: empty extraction of %s, nothing deactivated", source, extraction_date)
+            return []
+        rows = conn.execute(
+            "UPDATE pois.registered_poi r SET active = false, deactivated_at = now() "
+            "WHERE r.source = %(source)s AND r.active AND NOT EXISTS ("
+            "  SELECT 1 FROM pois.raw_extract x WHERE x.source = %(source)s "
+            "  AND x.extraction_date = %(day)s AND x.original_id = r.original_id) "
+            "RETURNING r.original_id, r.poi_id",
+            {"source": source, "day": extraction_date},
+        ).fetchall()
+        conn.execute(
+            "UPDATE pois.poi SET active = false, updated_at = now() WHERE id = ANY(%s)",
+            ([r[1] for r in rows],),
+        )
+    return sorted(r[0] for r in rows)

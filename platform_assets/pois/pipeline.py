@@ -1,0 +1,219 @@
+"""One source's run, as the assets (and the benchmark) chain it: extract -> transform -> load.
+
+Plain functions over a psycopg connection (autocommit) and the source's `Source`; no Dagster.
+The incremental part: each raw record gets a fingerprint computed in PostgreSQL (sha256 of the
+transform code's fingerprint followed by the record's JSONB text, which PostgreSQL renders
+canonically); only records whose fingerprint differs from the one stored with their POI (new,
+changed, reactivated, or a new transform code) are transformed and loaded. So a second run where
+1% changed reads the extract in SQL and transforms 1% of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from platform_assets.pois import load, models, transform
+from platform_assets.pois.sources.base import ExtractOptions, Source
+from platform_assets.pois.transform import Rejected, TransformOutcome, transform_source
+from resources.geocoder_client import Geocoder
+
+
+def transform_fingerprint(source: Source, geocoder_identity: str) -> str:
+    """sha256 of the code that shapes a record (models, generic transform, the source module)
+    and of the geocoder in use: when any changes, every record is transformed again."""
+    digest = hashlib.sha256(geocoder_identity.encode())
+    modules = [models, transform, sys.modules[source.transform.__module__]]
+    for module in modules:
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()
+
+
+def store_extract(
+    conn: psycopg.Connection,
+    source: Source,
+    location: str | None,
+    options: ExtractOptions,
+    extraction_date: date,
+    run_id: str | None = None,
+) -> int:
+    """Extract a source and keep its records as received for that date (replacing the day's)."""
+    records = [
+        (source.original_id(record), json.dumps(record, ensure_ascii=False))
+        for record in source.extract(location, options)
+    ]
+    return load.store_raw_extract(conn, source.name, extraction_date, records, run_id)
+
+
+PENDING_SQL = """
+SELECT x.record, x.raw_hash
+FROM (
+    SELECT original_id, record, position,
+           encode(sha256(convert_to(%(fingerprint)s || record::text, 'UTF8')), 'hex') AS raw_hash
+    FROM pois.raw_extract
+    WHERE source = %(source)s AND extraction_date = %(day)s
+) x
+LEFT JOIN pois.registered_poi r ON r.source = %(source)s AND r.original_id = x.original_id
+WHERE %(force)s OR r.raw_hash IS NULL OR r.raw_hash <> x.raw_hash OR NOT r.active
+ORDER BY x.position
+"""
+
+
+def pending_records(
+    conn: psycopg.Connection, source: str, day: date, fingerprint: str, *, force: bool = False
+) -> list[tuple[dict[str, Any], str]]:
+    """(raw record, fingerprint) of the extraction's records that need a transform and a load."""
+    params = {"source": source, "day": day, "fingerprint": fingerprint, "force": force}
+    return [(row[0], row[1]) for row in conn.execute(PENDING_SQL, params)]
+
+
+@dataclass
+class SourceRun:
+    """What a source's transform step did."""
+
+    extraction_date: date | None
+    extracted: int = 0
+    pending: int = 0
+    outcome: TransformOutcome = field(default_factory=TransformOutcome)
+    quarantined: int = 0
+
+    @property
+    def failure_share(self) -> float:
+        """Records of the extraction failing a transform, over all its records (an unchanged
+        record was not transformed again: it passed last time)."""
+        return len(self.outcome.rejected) / self.extracted if self.extracted else 0.0
+
+
+def latest_extraction_date(conn: psycopg.Connection, source: str) -> date | None:
+    """The latest extraction date of a source (None before its first extract)."""
+    row = conn.execute(
+        "SELECT max(extraction_date) FROM pois.raw_extract WHERE source = %s", (source,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def transform_extraction(
+    conn: psycopg.Connection,
+    source: Source,
+    geocoder_factory: Callable[[], Geocoder],
+    geocoder_identity: str,
+    *,
+    day: date | None = None,
+    force: bool = False,
+    workers: int = 1,
+) -> SourceRun:
+    """Transform the pending records of a source's extraction (default: the latest)."""
+    day = day or latest_extraction_date(conn, source.name)
+    run = SourceRun(extraction_date=day)
+    if day is None:
+        return run
+    fingerprint = transform_fingerprint(source, geocoder_identity)
+    pending = pending_records(conn, source.name, day, fingerprint, force=force)
+    run.pending = len(pending)
+    held = conn.execute(
+        "SELECT count(*) FROM pois.raw_extract WHERE source = %s AND extraction_date = %s",
+        (source.name, day),
+    ).fetchone()
+    run.extracted = held[0] if held else 0
+    raw = [record for record, _ in pending]
+    run.outcome = transform_source(
+        raw, source.transform, source.original_id, geocoder_factory, workers=workers
+    )
+    raw_hash = {source.original_id(record): h for record, h in pending}
+    for record in run.outcome.records:
+        record.raw_hash = raw_hash.get(record.original_id)
+    _reject_duplicates(run.outcome, raw)
+    return run
+
+
+def _reject_duplicates(outcome: TransformOutcome, raw: list[dict[str, Any]]) -> None:
+    """One record per original id: a source repeating an id keeps its last version, the earlier
+    ones are quarantined (a batch must not hold a key twice)."""
+    last = {record.original_id: index for index, record in enumerate(outcome.records)}
+    if len(last) == len(outcome.records):
+        return
+    kept = []
+    for index, record in enumerate(outcome.records):
+        if last[record.original_id] == index:
+            kept.append(record)
+        else:
+            duplicate = record.model_dump(mode="json", exclude={"errors"})
+            outcome.rejected.append(
+                Rejected(
+                    duplicate,
+                    record.original_id,
+                    "generic",
+                    f"original id {record.original_id!r} appears more than once in the "
+                    "extraction; the last one was kept",
+                )
+            )
+    outcome.records = kept
+
+
+def quarantine_rejected(conn: psycopg.Connection, source: str, run: SourceRun) -> int:
+    """Keep the run's rejected records; release the quarantined ones that now transform."""
+    assert run.extraction_date is not None
+    load.release_quarantined(conn, source, [r.original_id for r in run.outcome.records])
+    rejected: Iterable[tuple[Any, str | None, str, str]] = (
+        (r.record, r.original_id, r.stage, r.error) for r in run.outcome.rejected
+    )
+    run.quarantined = load.quarantine(conn, source, run.extraction_date, rejected)
+    return run.quarantined
+
+
+def load_source(
+    conn: psycopg.Connection,
+    source: str,
+    records: list[models.RegisteredPoi],
+    extraction_date: date | None,
+    *,
+    batch_size: int = 10_000,
+) -> load.LoadResult:
+    """Load transformed records, then deactivate what the extraction no longer holds."""
+    result = load.load_records(conn, source, records, batch_size=batch_size)
+    if extraction_date is not None:
+        result.deactivated_ids = load.deactivate_missing_from_extract(conn, source, extraction_date)
+        result.deactivated = len(result.deactivated_ids)
+    return result
+
+
+def replay_quarantine(
+    conn: psycopg.Connection,
+    registry: dict[str, Source],
+    geocoder_factory: Callable[[], Geocoder],
+) -> dict[str, tuple[int, int]]:
+    """Transform quarantined records again; load and release those that pass (no deactivation).
+
+    Returns, per source, (records loaded, records still failing).
+    """
+    from platform_assets.pois.transform import transform_chunk
+
+    outcome: dict[str, tuple[int, int]] = {}
+    for name, source in registry.items():
+        rows = load.quarantined(conn, name)
+        if not rows:
+            continue
+        result = transform_chunk(
+            [row[4] for row in rows], source.transform, source.original_id, geocoder_factory()
+        )
+        load.load_records(conn, name, result.records)
+        with conn.transaction():
+            passed = {r.original_id for r in result.records}
+            ids = [row[0] for row in rows if row[2] in passed]
+            conn.execute("DELETE FROM pois.quarantine WHERE id = ANY(%s)", (ids,))
+            conn.execute(
+                "UPDATE pois.quarantine SET attempts = attempts + 1, last_attempt_at = now() "
+                "WHERE source = %s AND NOT (id = ANY(%s))",
+                (name, ids),
+            )
+        outcome[name] = (len(result.records), len(result.rejected))
+    return outcome

@@ -1,0 +1,217 @@
+"""The generic transform: run every `transform_*` method of every model instance of each record.
+
+Discovery is by name (`transform_methods`): adding a step is writing a method, there is no list to
+maintain. Steps of one class run in definition order (base classes first); within a record,
+children run before their parents (post-order), so a parent's step sees finished children.
+
+A step that raises marks its record (`RegisteredPoi.errors`, "Class.method: message") and the
+other steps and records go on; the caller quarantines marked records. A geocoder outage is not
+the records' fault: `GeocoderError` propagates and fails the batch, to be retried.
+
+Parallelism: sources are separate assets, so Dagster's multiprocess executor transforms different
+sources in parallel. Inside a source, `transform_source(workers=N)` can spread chunks over a
+process pool (each worker rebuilds its geocoder from a picklable factory), but it is off by
+default: measured on 100,000 records (benchmarks/pois.py), sending the pydantic model graphs back
+to the parent cost more than the second core saved (transform 104-159 s with 2 workers against
+25 s in one process, on a shared 2-core machine).
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from platform_assets.pois.models import RegisteredPoi, TransformContext
+from resources.geocoder_client import Geocoder, GeocoderError
+
+TransformStep = Callable[[Any, TransformContext], None]
+
+
+@functools.cache
+def transform_methods(cls: type) -> tuple[tuple[str, TransformStep], ...]:
+    """Every `transform_*` method of a class and its bases, in definition order."""
+    found: dict[str, TransformStep] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if name.startswith("transform_") and callable(value):
+                found[name] = value  # an override keeps its base's position
+    return tuple(found.items())
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+@functools.cache
+def _child_fields(cls: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """(field, is a list) of the fields of a model class that hold models, from annotations."""
+    found = []
+    for name, info in cls.model_fields.items():
+        annotation = info.annotation
+        if _is_model(annotation):
+            found.append((name, False))
+        elif typing.get_origin(annotation) is list and any(
+            _is_model(arg) for arg in typing.get_args(annotation)
+        ):
+            found.append((name, True))
+    return tuple(found)
+
+
+def iter_models(model: BaseModel) -> list[BaseModel]:
+    """The model instances of a record, children before parents."""
+    found: list[BaseModel] = []
+    _collect(model, found)
+    return found
+
+
+def _collect(model: BaseModel, found: list[BaseModel]) -> None:
+    values = model.__dict__
+    for name, is_list in _child_fields(type(model)):
+        value = values[name]
+        if is_list:
+            for item in value:
+                _collect(item, found)
+        elif value is not None:
+            _collect(value, found)
+    found.append(model)
+
+
+@functools.cache
+def _has_geocoding_point(cls: type) -> bool:
+    return callable(getattr(cls, "geocoding_point", None))
+
+
+def transform_record(record: RegisteredPoi, context: TransformContext) -> RegisteredPoi:
+    """Run every step on every instance of one record; failures are noted in `record.errors`."""
+    for model in iter_models(record):
+        for name, step in transform_methods(type(model)):
+            try:
+                step(model, context)
+            except GeocoderError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any step failure marks only this record
+                record.errors.append(f"{type(model).__name__}.{name}: {exc}")
+    return record
+
+
+def prefetch_places(records: Sequence[RegisteredPoi], context: TransformContext) -> None:
+    """Geocode in one batch every point a step will ask for (models with `geocoding_point`)."""
+    points = []
+    for record in records:
+        for model in iter_models(record):
+            if _has_geocoding_point(type(model)):
+                point = model.geocoding_point()  # type: ignore[attr-defined]
+                if point is not None:
+                    points.append(point)
+    context.prefetch(points)
+
+
+def transform_records(
+    records: Sequence[RegisteredPoi], context: TransformContext
+) -> list[RegisteredPoi]:
+    """The generic transform of a batch (geocoding prefetched in one call)."""
+    prefetch_places(records, context)
+    return [transform_record(record, context) for record in records]
+
+
+# --- per source: specific + generic ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that failed a transform: raw record, id if known, stage and error."""
+
+    record: Mapping[str, Any]
+    original_id: str | None
+    stage: str  # 'source' (specific transform) or 'generic' (a transform_* step)
+    error: str
+
+
+@dataclass
+class TransformOutcome:
+    """Records ready to load, records rejected, and every original id the extract held."""
+
+    records: list[RegisteredPoi] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    seen_ids: list[str] = field(default_factory=list)
+
+    def extend(self, other: TransformOutcome) -> None:
+        """Append another chunk's outcome."""
+        self.records += other.records
+        self.rejected += other.rejected
+        self.seen_ids += other.seen_ids
+
+    @property
+    def failure_share(self) -> float:
+        """Rejected records over all records (0 for an empty extract)."""
+        total = len(self.records) + len(self.rejected)
+        return len(self.rejected) / total if total else 0.0
+
+
+SpecificTransform = Callable[[Mapping[str, Any]], RegisteredPoi]
+IdOf = Callable[[Mapping[str, Any]], str | None]
+
+
+def transform_chunk(
+    raw: Sequence[Mapping[str, Any]],
+    specific: SpecificTransform,
+    original_id: IdOf,
+    geocoder: Geocoder | Callable[[], Geocoder] | None,
+) -> TransformOutcome:
+    """Specific then generic transform of raw records; each failure is kept with its stage."""
+    if callable(geocoder) and not hasattr(geocoder, "reverse_many"):
+        geocoder = geocoder()  # a factory: we are in a worker process
+    context = TransformContext(geocoder=geocoder)  # type: ignore[arg-type]
+    outcome = TransformOutcome()
+    parsed: list[tuple[Mapping[str, Any], RegisteredPoi]] = []
+    for item in raw:
+        key = original_id(item)
+        if key is not None:
+            outcome.seen_ids.append(key)
+        try:
+            parsed.append((item, specific(item)))
+        except Exception as exc:  # noqa: BLE001 - the source transform's failure is the record's
+            outcome.rejected.append(Rejected(item, key, "source", str(exc)))
+    prefetch_places([record for _, record in parsed], context)
+    for item, record in parsed:
+        transform_record(record, context)
+        if record.errors:
+            error = "; ".join(record.errors)
+            outcome.rejected.append(Rejected(item, record.original_id, "generic", error))
+        else:
+            outcome.records.append(record)
+    return outcome
+
+
+def transform_source(
+    raw: Sequence[Mapping[str, Any]],
+    specific: SpecificTransform,
+    original_id: IdOf,
+    geocoder_factory: Callable[[], Geocoder],
+    *,
+    workers: int = 1,
+    chunk_size: int = 10_000,
+) -> TransformOutcome:
+    """Transform a whole extract; `workers` > 1 spreads chunks over a process pool."""
+    outcome = TransformOutcome()
+    if workers <= 1:
+        outcome.extend(transform_chunk(raw, specific, original_id, geocoder_factory()))
+        return outcome
+    chunks = [list(raw[i : i + chunk_size]) for i in range(0, len(raw), chunk_size)]
+    # forkserver, not fork: a Dagster run process has threads, and forking those can deadlock
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(transform_chunk, chunk, specific, original_id, geocoder_factory)
+            for chunk in chunks
+        ]
+        for future in futures:  # in order: the outcome keeps the extract's order
+            outcome.extend(future.result())
+    return outcome

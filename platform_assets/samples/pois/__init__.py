@@ -1,0 +1,1 @@
+"""Bundled POI deliveries (events pages, facilities file) and their helpers (fixtures.py)."""
