@@ -1,0 +1,232 @@
+"""Positions storage throughput, as ratios to a plain binary COPY measured in the same run.
+
+1. Load: N positions (T tracks, a few days) written as a NAF file, then parse + enrich + load
+   through the asset code path (``assets.ingest_file``: streamed blocks, quarantine, staging COPY,
+   INSERT ... ON CONFLICT, track state). Baseline: binary COPY (ADBC, from Arrow) of the same
+   parsed rows into an unindexed, unpartitioned table of the same columns. Target <= 2x.
+2. Incremental: with B positions stored, one more hour of the T tracks (one file). Target
+   <= 1.5x the COPY time of the new rows + 1 s.
+3. Last positions over the B stored: ``store.refresh_last_positions``. Target <= 5x the COPY
+   time of 1M rows (the COPY time of the load's rows, scaled to 1M).
+4. Peak resident memory of the process (target < 2 GB at B = 10M).
+
+Usage: nice .venv/bin/python benchmarks/positions.py [--quick]
+   full: N = 1,000,000, T = 5,000, B = 10,000,000; quick: N = 100,000, T = 500, B = 1,000,000.
+Writes benchmarks/results/positions.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from migrations import upgrade  # noqa: E402
+from platform_assets.positions import naf, store  # noqa: E402
+from platform_assets.positions.assets import ingest_file  # noqa: E402
+from platform_assets.positions.inbox import inbox_file_at  # noqa: E402
+from resources.warehouse import WarehouseResource, resolve_database_urls  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "positions.json"
+BENCH_DB = "fishnet_bench_positions"
+START = datetime(2024, 5, 1, tzinfo=UTC)
+PORTS = [(47.6, -3.3), (43.3, 5.35), (51.05, 2.35)]
+
+
+def naf_lines(tracks: int, start: datetime, minutes: int, step: int, seed: int) -> list[str]:
+    """``tracks`` vessels emitting every ``step`` minutes for ``minutes`` from ``start``;
+    each leaves a port, fishes at 3 kn and comes back (time order inside a track)."""
+    rng = random.Random(seed)
+    lines = []
+    for n in range(tracks):
+        port = PORTS[n % len(PORTS)]
+        heading = rng.uniform(0, 2 * math.pi)
+        offset = n % step
+        for k in range((minutes - offset) // step):
+            at = start + timedelta(minutes=offset + k * step)
+            cycle = (at - START).total_seconds() / 3600 % 24
+            distance = min(cycle, 24 - cycle) * 0.08  # degrees from port: out then back
+            lat = port[0] + distance * math.cos(heading) + rng.uniform(-1e-4, 1e-4)
+            lon = port[1] + distance * math.sin(heading) + rng.uniform(-1e-4, 1e-4)
+            speed = 0 if distance < 0.01 else 30 if distance > 0.5 else 100
+            lines.append(
+                f"//SR//TM/POS//IR/FRA{n:09d}//RC/F{n:05d}//XR/GV{n:06d}//FS/FRA"
+                f"//DA/{at:%Y%m%d}//TI/{at:%H%M}//LT/{lat:.5f}//LG/{lon:.5f}"
+                f"//SP/{speed}//CO/{rng.randrange(360)}//ER//"
+            )
+    return lines
+
+
+def write_file(directory: Path, name: str, lines: list[str]) -> Path:
+    path = directory / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def fresh_database(name: str) -> WarehouseResource:
+    server = resolve_database_urls()
+    with psycopg.connect(server.libpq, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    urls = server.for_database(name)
+    upgrade(urls)
+    warehouse = WarehouseResource(database_url=urls.libpq)
+    with warehouse.connect() as conn:
+        conn.execute(
+            "INSERT INTO reference.anchorages (h3, port_locode, distance_m, source) "
+            "SELECT unnest(%s::text[]), 'X', 0, 'port'",
+            (anchorage_cells(),),
+        )
+        conn.commit()
+    return warehouse
+
+
+def anchorage_cells() -> list[str]:
+    import h3
+
+    return sorted(
+        {c for lat, lon in PORTS for c in h3.grid_disk(h3.latlng_to_cell(lat, lon, 9), 3)}
+    )
+
+
+def copy_baseline(warehouse: WarehouseResource, lines: list[str]) -> tuple[float, int]:
+    """Seconds to binary-COPY the parsed rows into a plain table (no index, no partition)."""
+    frame, _ = naf.parse_lines(lines)
+    frame = store.normalise_parsed(frame)
+    frame["id"] = range(len(frame))
+    frame["track_id"] = 0
+    with warehouse.adbc() as conn:
+        cur = conn.cursor()
+        cur.execute("DROP TABLE IF EXISTS public.bench_copy")
+        cur.execute(
+            "CREATE TABLE public.bench_copy AS SELECT * FROM positions.positions WITH NO DATA"
+        )
+        conn.commit()
+        table = pa.Table.from_pandas(frame[store.POSITION_COLUMNS[:-6]], preserve_index=False)
+        started = time.perf_counter()
+        cur.adbc_ingest("bench_copy", table, mode="append", db_schema_name="public")
+        conn.commit()
+        seconds = time.perf_counter() - started
+        cur.execute("DROP TABLE public.bench_copy")
+        conn.commit()
+        cur.close()
+    return seconds, len(frame)
+
+
+def ingest(warehouse: WarehouseResource, path: Path) -> tuple[float, store.IngestResult]:
+    with warehouse.adbc() as conn:
+        anchorages = store.read_anchorages(conn)
+    started = time.perf_counter()
+    result = ingest_file(warehouse, inbox_file_at(path), anchorages, None)
+    return time.perf_counter() - started, result
+
+
+def run(positions: int, tracks: int, stored: int, workdir: Path) -> dict:
+    step = 10
+    minutes = positions // tracks * step
+    report: dict = {"positions": positions, "tracks": tracks, "stored_for_incremental": stored}
+
+    # 1. load
+    warehouse = fresh_database(BENCH_DB)
+    lines = naf_lines(tracks, START, minutes, step, seed=1)
+    path = write_file(workdir, "load.naf", lines)
+    copy_s, rows = copy_baseline(warehouse, lines)
+    load_s, result = ingest(warehouse, path)
+    report["load"] = {
+        "rows": rows,
+        "copy_seconds": round(copy_s, 3),
+        "ingest_seconds": round(load_s, 3),
+        "inserted": result.load.inserted,
+        "ratio_to_copy": round(load_s / copy_s, 2),
+        "target_ratio": 2.0,
+    }
+    copy_1m = copy_s * 1_000_000 / rows
+    del lines
+
+    # 2. incremental: grow to `stored`, then one more hour
+    total = result.load.inserted
+    chunk_minutes = minutes
+    at = START + timedelta(minutes=minutes)
+    number = 0
+    while total < stored:
+        number += 1
+        chunk = naf_lines(tracks, at, chunk_minutes, step, seed=1 + number)
+        part = write_file(workdir, f"base-{number}.naf", chunk)
+        _, grown = ingest(warehouse, part)
+        part.unlink()
+        total += grown.load.inserted
+        at += timedelta(minutes=chunk_minutes)
+    hour = naf_lines(tracks, at, 60, step, seed=999)
+    hour_path = write_file(workdir, "hour.naf", hour)
+    hour_copy_s, hour_rows = copy_baseline(warehouse, hour)
+    hour_s, hour_result = ingest(warehouse, hour_path)
+    report["incremental"] = {
+        "stored_before": total,
+        "new_rows": hour_rows,
+        "copy_seconds": round(hour_copy_s, 3),
+        "ingest_seconds": round(hour_s, 3),
+        "inserted": hour_result.load.inserted,
+        "budget_seconds": round(1.5 * hour_copy_s + 1.0, 3),
+        "within_budget": hour_s <= 1.5 * hour_copy_s + 1.0,
+    }
+
+    # 3. last positions over everything stored
+    now = at + timedelta(minutes=61)
+    started = time.perf_counter()
+    with warehouse.adbc() as conn:
+        count = store.refresh_last_positions(conn, now)
+        conn.commit()
+    last_s = time.perf_counter() - started
+    report["last_positions"] = {
+        "stored": total + hour_result.load.inserted,
+        "rows": count,
+        "seconds": round(last_s, 3),
+        "copy_1m_rows_seconds": round(copy_1m, 3),
+        "ratio_to_copy_1m": round(last_s / copy_1m, 2),
+        "target_ratio": 5.0,
+    }
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    server = resolve_database_urls()
+    with psycopg.connect(server.libpq, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100k positions, 1M stored")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = (100_000, 500, 1_000_000) if args.quick else (1_000_000, 5_000, 10_000_000)
+    report: dict = {
+        "benchmark": "positions",
+        "mode": "quick" if args.quick else "full",
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+        "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
+    }
+    with tempfile.TemporaryDirectory() as workdir:
+        report.update(run(*sizes, Path(workdir)))
+    report["loadavg_after"] = os.getloadavg()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
