@@ -1,1 +1,3 @@
-"""Cross-cutting operations: the ingestion catalog (and later run metrics, publishing)."""
+"""Cross-cutting operations every domain calls: the ingestion catalog (catalog.py), the
+incremental compare loop's config and windows (incremental.py), run metrics and their usual-level
+check (metrics.py, checks.py), publishing (publish.py, jobs.py) and dry run (dry_run.py)."""
