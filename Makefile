@@ -27,7 +27,8 @@ run: setup  ## the main job: migrate, materialise everything on sample data, tic
 test: setup  ## the test suite on a real PostgreSQL (DATABASE_URL, else an embedded one)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: setup  ## ruff and mypy
+lint: setup  ## import contracts (import-linter), ruff and mypy
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy platform_assets resources sensors
@@ -35,8 +36,8 @@ lint: setup  ## ruff and mypy
 dev: setup  ## the Dagster UI and daemon on the warehouse database
 	$(BIN)/fishnet dev
 
-validate: setup  ## load the code location as Dagster does
-	eval "$$($(BIN)/fishnet env)" && $(BIN)/dagster definitions validate -w workspace.yaml
+validate: setup  ## load the code location as Dagster does (dg check defs)
+	$(BIN)/dg check defs
 
 benchmarks: setup  ## run the benchmarks (JSON in benchmarks/results/)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

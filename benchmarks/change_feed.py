@@ -5,9 +5,6 @@ moment so commits go out of id order, some are rolled back. A consumer process e
 change-feed sensors (through `build_sensor_context`) the way the daemon does, in one of these
 variants, each on its own fresh database, all in the same benchmark run:
 
-- `single`: the design before lanes, one sensor holding its own cursor (`evaluate_feed`, what
-  `change_feed_sensor` was): a tick, then the next one at the daemon's next loop iteration (every
-  `--pause` seconds, 5 s in Dagster 1.13: `MIN_INTERVAL_LOOP_TIME`).
 - `lanes:N`: the N lanes of `change_feed_sensors`, sharing the consumer's position in the database.
   Like the daemon, one loop every `--pause` seconds starts a tick of every lane that has none in
   flight (ticks run in threads, as with `sensors: use_threads`); a lane's next tick starts at the
@@ -33,7 +30,7 @@ Two scenarios: `continuous` (the issue's 10,000 inputs from 4 writers, a commit 
 would make). Results: benchmarks/results/change_feed.json. Usage:
 
     .venv/bin/python benchmarks/change_feed.py [--scenario all|continuous|sparse]
-        [--variants single,lanes:3] [--pause 5]
+        [--variants lanes:1,lanes:3] [--pause 5]
 
 Runs on the server of resolve_database_urls() (embedded unless DATABASE_URL), in a dedicated
 database created, migrated and dropped here. Never run as a test.
@@ -56,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +66,8 @@ from resources.warehouse import DatabaseUrls, resolve_database_urls  # noqa: E40
 
 RESULTS = Path(__file__).resolve().parent / "results" / "change_feed.json"
 BENCH_DB = "fishnet_bench_change_feed"
+SENSOR_TAG = "bench/sensor"
+"""Which sensor submitted a run (the daemon de-duplicates run keys per sensor)."""
 CONSUMER = "bench_inputs_sensor"
 
 
@@ -137,12 +137,10 @@ def consumer_main(args: argparse.Namespace) -> None:
         job,
         op,
     )
-    from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
-    from dagster._core.utils import make_new_run_id
 
-    from platform_assets.processing.change_feed import FeedSpec
+    from platform_assets.change_feed.tags import BATCH_TAG, RUN_KEY_TAG
     from resources.warehouse import WarehouseResource
-    from sensors.change_feed import BATCH_TAG, change_feed_sensors, evaluate_feed, run_request_for
+    from sensors.change_feed import change_feed_sensors
 
     @op
     def noop() -> None:
@@ -158,7 +156,6 @@ def consumer_main(args: argparse.Namespace) -> None:
     state = Path(args.state)
     io_lock = threading.Lock()
     emitting_ticks = [0]
-    spec = FeedSpec(consumer=CONSUMER, tables=("processing.input",))
     sensors = change_feed_sensors(
         CONSUMER,
         ["processing.input"],
@@ -167,16 +164,9 @@ def consumer_main(args: argparse.Namespace) -> None:
         wait_seconds=args.wait,
         lanes=lanes,
     )
-    names = [CONSUMER] if kind == "single" else [s.name for s in sensors]
+    names = [s.name for s in sensors]
 
     def evaluate(index: int, cursor: str | None) -> tuple[list[RunRequest], str | None]:
-        if kind == "single":  # the sensor before lanes: its own cursor, `evaluate_feed`
-            result = evaluate_feed(
-                lambda: warehouse.connect(autocommit=True), spec, cursor, args.wait
-            )
-            if result.batch is None:
-                return [], result.cursor.to_json()
-            return [run_request_for(result)], result.batch.to_cursor.to_json()
         sensor = sensors[index]
         with build_sensor_context(
             cursor=cursor,
@@ -192,13 +182,13 @@ def consumer_main(args: argparse.Namespace) -> None:
         """Create the run unless a run of this sensor has the key (the daemon's check)."""
         assert request.run_key is not None
         same_key = instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: request.run_key}))
-        if any(run.tags.get(SENSOR_NAME_TAG) == name for run in same_key):
+        if any(run.tags.get(SENSOR_TAG) == name for run in same_key):
             return False
         instance.add_run(
             DagsterRun(
                 job_name="bench_orchestrator_job",
-                run_id=make_new_run_id(),
-                tags={**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: name},
+                run_id=str(uuid.uuid4()),
+                tags={**request.tags, SENSOR_TAG: name},
                 status=DagsterRunStatus.NOT_STARTED,
             )
         )
@@ -288,15 +278,13 @@ def consumer_main(args: argparse.Namespace) -> None:
 
 
 def parse_variant(variant: str) -> tuple[str, int, str]:
-    """`single`, `lanes:N` or `lanes:N:independent` -> (kind, lanes, phases)."""
+    """`lanes:N` or `lanes:N:independent` -> (kind, lanes, phases)."""
     parts = variant.split(":")
-    if parts == ["single"]:
-        return "single", 1, "daemon"
     if parts[0] == "lanes" and len(parts) in (2, 3) and parts[1].isdigit() and int(parts[1]) > 0:
         phases = parts[2] if len(parts) == 3 else "daemon"
         if phases in ("daemon", "independent"):
             return "lanes", int(parts[1]), phases
-    raise ValueError(f"unknown variant {variant!r}: single, lanes:N or lanes:N:independent")
+    raise ValueError(f"unknown variant {variant!r}: lanes:N or lanes:N:independent")
 
 
 # --- orchestration and analysis ------------------------------------------------------------------
@@ -499,9 +487,8 @@ def measure(args: argparse.Namespace, bench: DatabaseUrls, dagster_home: Path) -
         return [json.loads(line) for line in lines if line]
 
     from dagster import DagsterInstance, RunsFilter
-    from dagster._core.storage.tags import SENSOR_NAME_TAG
 
-    from sensors.change_feed import BATCH_TAG, CONSUMER_TAG, RUN_KEY_TAG
+    from platform_assets.change_feed.tags import BATCH_TAG, CONSUMER_TAG, RUN_KEY_TAG
 
     instance = DagsterInstance.from_config(str(dagster_home))
 
@@ -525,7 +512,7 @@ def measure(args: argparse.Namespace, bench: DatabaseUrls, dagster_home: Path) -
             at, pid = logged.get(key, (run_record.create_timestamp.timestamp(), -1))
             if key in runs:  # a second run for one key: both count (as doubles, below)
                 key = f"{key}#{run_record.dagster_run.run_id}"
-            runs[key] = (at, int(tags[BATCH_TAG]), pid, tags[SENSOR_NAME_TAG])
+            runs[key] = (at, int(tags[BATCH_TAG]), pid, tags[SENSOR_TAG])
         return runs
 
     with psycopg.connect(bench.libpq, autocommit=True) as conn:
@@ -747,8 +734,8 @@ def main() -> int:
     parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
     parser.add_argument(
         "--variants",
-        default="single,lanes:3",
-        help="comma-separated: single, lanes:N, lanes:N:independent (each on a fresh database)",
+        default="lanes:1,lanes:3",
+        help="comma-separated: lanes:N, lanes:N:independent (each on a fresh database)",
     )
     parser.add_argument("--inputs", type=int, help="committed inputs (scenario default)")
     parser.add_argument("--writers", type=int, help="writer processes (scenario default)")

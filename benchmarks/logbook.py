@@ -3,7 +3,7 @@
 1. Parsing (benchmarks/logbook_parse.py): the corpus of ../shared/data/logbook, messages/s of our
    parser against `lxml.etree.fromstring` on the same bytes. Targets: ERS >= 0.66, FLUX >= 0.26
    of that baseline (the reference implementation: 0.33 and 0.13).
-2. Ingestion: 100,000 sample ERS messages (platform_assets/logbook/samples.py) parsed and loaded
+2. Ingestion: 100,000 sample ERS messages (platform_assets/samples/logbook.py) parsed and loaded
    into PostgreSQL (raw + reports, the idempotent COPY path the asset uses) in batches of 10,000.
    The reference's batch rate was ~1,711 ERS msg/s on its machine; the target is 5x that
    (>= 8,556 msg/s). Because machines differ, the report also gives a machine-adjusted figure:
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.logbook_parse import bench_parse, default_corpus_dir  # noqa: E402
 from migrations import upgrade  # noqa: E402
 from platform_assets.logbook.load import RawMessage, ingest  # noqa: E402
-from platform_assets.logbook.samples import sample_messages  # noqa: E402
+from platform_assets.samples.logbook import sample_messages  # noqa: E402
 from resources.warehouse import WarehouseResource, resolve_database_urls  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "logbook.json"

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import psycopg
+
 from resources.warehouse import (
     PROJECT_ROOT,
     DatabaseUrls,
@@ -129,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
     dev.set_defaults(func=_cmd_dev)
+
+    from platform_assets.change_feed.cli import add_feed_parser
+
+    add_feed_parser(sub)
     return parser
 
 
@@ -137,7 +143,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "dagster_args", None) and args.dagster_args[0] == "--":
         args.dagster_args = args.dagster_args[1:]
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:
+        explained = explain_database_loss(exc)
+        if explained is None:
+            raise
+        print(explained, file=sys.stderr)
+        return 2
+
+
+def explain_database_loss(exc: BaseException) -> str | None:
+    """A plain explanation when the server went away (instead of a retry traceback), else None."""
+    from dagster_postgres.utils import DagsterPostgresException
+
+    if not isinstance(exc, DagsterPostgresException | psycopg.OperationalError):
+        return None
+    if os.environ.get("DATABASE_URL"):
+        return (
+            f"fishnet: the PostgreSQL server of DATABASE_URL stopped answering ({exc}). "
+            "Runs and data committed so far are kept; start the server again and re-run."
+        )
+    if embedded_server_uri() is None:
+        return (
+            f"fishnet: the embedded PostgreSQL ({state_dir() / 'pgdata'}) is not running any more "
+            f"({type(exc).__name__}). Committed runs and data are kept: `fishnet db start` starts "
+            "it again, then re-run the command."
+        )
+    return f"fishnet: the embedded PostgreSQL stopped answering ({exc}); try `fishnet db status`."
 
 
 if __name__ == "__main__":

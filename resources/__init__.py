@@ -13,9 +13,12 @@ from typing import Any
 def build_resources() -> dict[str, Any]:
     """The resources, by the names assets, ops and sensors ask for."""
     from resources.catalogue import CatalogueResource
-    from resources.inboxes import LogbookInboxResource
+    from resources.geocoder import GeocoderResource
+    from resources.inboxes import LogbookInboxResource, NafInboxResource
     from resources.io_managers import PostgresPandasIOManager
     from resources.launcher import LauncherResource
+    from resources.publisher import DryRunResource, PublisherResource
+    from resources.poi_sources import PoiSourcesResource
     from resources.reference_files import ReferenceFilesResource
     from resources.source_db import SourceDatabaseResource
     from resources.warehouse import WarehouseResource
@@ -27,6 +30,11 @@ def build_resources() -> dict[str, Any]:
         "source_db": SourceDatabaseResource(),
         "reference_files": ReferenceFilesResource(),
         "logbook_inbox": LogbookInboxResource(),
+        "naf_inbox": NafInboxResource(),
         "catalogue": CatalogueResource(),
         "launcher": LauncherResource(),
+        "geocoder": GeocoderResource(),
+        "poi_sources": PoiSourcesResource(),
+        "publisher": PublisherResource(),
+        "dry_run": DryRunResource(),
     }

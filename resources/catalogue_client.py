@@ -171,6 +171,9 @@ class CatalogueProduct(BaseModel):
         ]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
+        if item["Id"] is None or not str(item["Id"]).strip():
+            # str(None) would make every later null id "already known"
+            raise ValueError("Id is null or empty")
         content = item["ContentDate"]
         if not isinstance(content, Mapping) or "Start" not in content or "End" not in content:
             raise ValueError("ContentDate has no Start/End")

@@ -13,7 +13,6 @@ needs; `local_command` replaces it with any argv.
 
 # No `from __future__ import annotations` here: Dagster reads these annotations (resource fields).
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -22,6 +21,7 @@ from pydantic import Field
 from resources.nomad import (
     HOSTNAME_ATTRIBUTE,
     JobState,
+    LaunchSettings,
     LocalSubprocessLauncher,
     NomadLauncher,
     TaskJobSpec,
@@ -31,18 +31,6 @@ from resources.settings import setting
 from resources.warehouse import state_dir
 
 DEFAULT_NOMAD_PRODUCTS_DIR = "/data/products"
-
-@dataclass(frozen=True)
-class LaunchSettings:
-    """How tasks become jobs."""
-
-    products_dir: str
-    """Where products are written: `<products_dir>/<output product type>/task-<id>`."""
-    mhz_per_core: int = 1000
-    """Nomad reserves CPU in MHz; a routine's `cpu` is in cores."""
-    lock_wait_s: float = 60.0
-    """How long a launcher waits for ready tasks someone else holds, once the free ones are done."""
-
 
 # Runs in the task's environment (launch.py sets FISHNET_*): writes the product atomically.
 LOCAL_STAND_IN = r"""

@@ -557,3 +557,15 @@ def _tail(path: Path, limit: int = 500) -> str:
     except FileNotFoundError:
         return ""
     return " ".join(data.decode("utf-8", errors="replace").split())
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """How tasks become jobs."""
+
+    products_dir: str
+    """Where products are written: `<products_dir>/<output product type>/task-<id>`."""
+    mhz_per_core: int = 1000
+    """Nomad reserves CPU in MHz; a routine's `cpu` is in cores."""
+    lock_wait_s: float = 60.0
+    """How long a launcher waits for ready tasks someone else holds, once the free ones are done."""

@@ -15,6 +15,7 @@ Nothing here connects to a database: queries are SQLAlchemy Core objects that th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from sqlalchemy import (
 #: Contact roles in the source's contacts table.
 OWNER = "OWNER"
 OPERATOR = "OPERATOR"
+
 
 @dataclass(frozen=True)
 class SourceTables:
@@ -180,3 +182,14 @@ def declared_gears_query(tables: SourceTables) -> Select[Any]:
     ).order_by(g.c.ID_NAVIRE, g.c.RANG, g.c.CODE_ENGIN)
 
 
+class SourceDatabaseError(RuntimeError):
+    """The registry cannot be read (unreachable, missing table, unsupported database)."""
+
+
+@dataclass(frozen=True)
+class RegistryRows:
+    """One consistent read of the registry: rows of `vessels_query` and `declared_gears_query`."""
+
+    source: str
+    vessels: Sequence[Any]
+    declared_gears: Sequence[Any]

@@ -47,7 +47,9 @@ SETTINGS: dict[str, Setting] = {
             "local state: embedded PostgreSQL data, inboxes, launcher state (default ./.state)",
         ),
         # reference
-        Setting("SOURCE_DB_URL", "vessel registry (oracle+oracledb://...); unset: stand-in", secret=True),
+        Setting(
+            "SOURCE_DB_URL", "vessel registry (oracle+oracledb://...); unset: stand-in", secret=True
+        ),
         Setting("SOURCE_DB_SCHEMA", "schema (Oracle owner) of the registry tables"),
         Setting("REFERENCE_SPECIES_CSV", "FAO ASFIS species CSV (default: bundled)"),
         Setting("REFERENCE_FISHING_GEAR_CODES_CSV", "ISSCFG gear codes CSV (default: bundled)"),
@@ -56,6 +58,23 @@ SETTINGS: dict[str, Setting] = {
         Setting("REFERENCE_FLEET_SEGMENTS_DIR", "folder of <year>.yaml fleet segments"),
         # logbook
         Setting("LOGBOOK_INBOX_DIR", "logbook inbox folder (default <state>/inbox/logbook)"),
+        # positions
+        Setting("NAF_INBOX_DIR", "NAF position files inbox folder (default <state>/inbox/naf)"),
+        Setting(
+            "POSITIONS_RETENTION_DAYS",
+            "days of positions kept; older daily partitions are dropped by maintenance",
+            default="400",
+        ),
+        # points of interest
+        Setting("POI_EVENTS_URL", "events API base URL; unset: the bundled fixture pages"),
+        Setting("POI_FACILITIES_FILE", "sports facilities CSV/GeoJSON; unset: the bundled file"),
+        Setting("GEOCODER_URL", "BAN reverse-geocoding API base URL; unset: commune polygons"),
+        Setting("GEOCODER_COMMUNES_FILE", "commune polygons GeoJSON (default: bundled sample)"),
+        Setting(
+            "POI_MAX_FAILURE_SHARE",
+            "share of a source's records that may fail a transform before the check fails",
+            default="0.1",
+        ),
         # processing chain
         Setting("CATALOGUE_URL", "OData catalogue base URL; unset: the bundled fixture pages"),
         Setting("CATALOGUE_TOKEN", "bearer token of the OData catalogue", secret=True),
@@ -65,12 +84,47 @@ SETTINGS: dict[str, Setting] = {
         Setting("NOMAD_REGION", "Nomad region of the processing jobs"),
         Setting("FISHNET_PRODUCTS_DIR", "where processing tasks write their products"),
         Setting("FISHNET_MAX_VMS", "VMs the orchestrator may plan in total", default="20"),
-        Setting(
-            "FISHNET_PLANNING_HORIZON_HOURS", "every task must end within this horizon", "24"
-        ),
+        Setting("FISHNET_PLANNING_HORIZON_HOURS", "every task must end within this horizon", "24"),
         Setting(
             "FISHNET_SENSOR_WAIT_SECONDS",
             "how long a change-feed sensor tick waits on LISTEN for a change",
+        ),
+        # operations: publishing and dry run
+        Setting("PUBLISH_URL", "JSON batch (upsert) endpoint of publish_job; unset: CSV only"),
+        Setting("PUBLISH_TOKEN", "bearer token of the publication endpoint", secret=True),
+        Setting("PUBLISH_DIR", "folder of published CSV files (default <state>/publish)"),
+        Setting("FISHNET_DRY_RUN", "true: runs read and transform but write nothing", "false"),
+        # alerts
+        Setting(
+            "ALERTS_MISSING_FAR_MIN_FISHING_POSITIONS",
+            "fishing positions in a day that need a FAR",
+            "2",
+        ),
+        Setting(
+            "ALERTS_MISSING_FAR_GRACE_HOURS", "hours after a day ends before its FAR is due", "6"
+        ),
+        Setting("ALERTS_MISSING_FAR_LOOKBACK_DAYS", "past days judged for missing FARs", "2"),
+        Setting(
+            "ALERTS_MISSING_DEP_TOLERANCE_HOURS", "DEP must be dated within this of departure", "4"
+        ),
+        Setting("ALERTS_MISSING_DEP_LOOKBACK_HOURS", "departures judged for a missing DEP", "48"),
+        Setting(
+            "ALERTS_MISSING_DEP_MIN_SEA_POSITIONS", "positions at sea that make a departure", "2"
+        ),
+        Setting(
+            "ALERTS_BEACON_AT_SEA_MULTIPLE",
+            "silent beacon at sea: silence > N emission periods",
+            "6",
+        ),
+        Setting(
+            "ALERTS_BEACON_AT_PORT_MULTIPLE", "silent beacon at port: silence > N periods", "24"
+        ),
+        Setting("ALERTS_BEACON_DEFAULT_PERIOD_MINUTES", "emission period when unknown", "60"),
+        Setting("ALERTS_ZONES_DIR", "folder of zone GeoJSON files (default: bundled samples)"),
+        Setting(
+            "ALERTS_AS_OF",
+            "instant alerts are computed at: ISO datetime, or 'latest[+hours]' (latest stored "
+            "position, for replayed sample data); unset: now",
         ),
     )
 }

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from dagster import ConfigurableResource
@@ -30,7 +28,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateSchema
 
 from resources.registry_stand_in import sample_vessel_rows
-from resources.registry_tables import declared_gears_query, source_tables, vessels_query
+from resources.registry_tables import (
+    RegistryRows,
+    SourceDatabaseError,
+    declared_gears_query,
+    source_tables,
+    vessels_query,
+)
 from resources.settings import setting
 from resources.warehouse import DatabaseUrls, WarehouseResource
 
@@ -38,12 +42,9 @@ log = logging.getLogger(__name__)
 
 URL_ENV = "SOURCE_DB_URL"
 SCHEMA_ENV = "SOURCE_DB_SCHEMA"
-
-
-class SourceDatabaseError(RuntimeError):
-    """The registry cannot be read (unreachable, missing table, unsupported database)."""
 #: The schema of the warehouse database that stands in for the Oracle registry by default.
 EMBEDDED_SCHEMA = "oracle_source"
+
 
 # Both queries must see one state of the registry. Oracle: a read-only transaction reads as of its
 # start. PostgreSQL: READ ONLY alone keeps read committed (one snapshot per statement), so ask for
@@ -154,18 +155,11 @@ class SourceDatabaseResource(ConfigurableResource):
                 connection.rollback()
         except sa.exc.DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise SourceDatabaseError(f"{where}: cannot read the vessel registry: {reason}") from exc
+            raise SourceDatabaseError(
+                f"{where}: cannot read the vessel registry: {reason}"
+            ) from exc
         log.info("read %d vessels and %d declared gears from %s", len(vessels), len(gears), where)
         return RegistryRows(where, vessels, gears)
-
-
-@dataclass(frozen=True)
-class RegistryRows:
-    """One consistent read of the registry: rows of `vessels_query` and `declared_gears_query`."""
-
-    source: str
-    vessels: Sequence[Any]
-    declared_gears: Sequence[Any]
 
 
 def seed_sample_source(engine: sa.Engine, schema: str = EMBEDDED_SCHEMA, n: int = 300) -> int:

@@ -5,6 +5,7 @@ the other way round.
 """
 
 from sensors.logbook import LOGBOOK_SENSORS
+from sensors.positions import POSITIONS_SENSORS
 from sensors.processing import PROCESSING_SENSORS
 
-ALL_SENSORS = [*LOGBOOK_SENSORS, *PROCESSING_SENSORS]
+ALL_SENSORS = [*LOGBOOK_SENSORS, *POSITIONS_SENSORS, *PROCESSING_SENSORS]

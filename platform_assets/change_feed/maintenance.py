@@ -31,7 +31,7 @@ def prune(
 ) -> PruneResult:
     """Delete events every expected consumer has passed, and batches no cursor can come back to.
 
-    Nothing is deleted from the outbox while an expected consumer has never recorded a position:
+    Nothing is deleted from the outbox while an expected consumer has never claimed:
     a new or renamed sensor would otherwise lose what happened before its first tick.
     """
     require_autocommit(conn)
@@ -51,9 +51,8 @@ def prune(
         events_deleted = conn.execute(
             "DELETE FROM ops.change_event WHERE txid < %s::xid8", (str(watermark),)
         ).rowcount
-    # A batch read with a caller-held cursor is only re-emitted to a consumer whose stored cursor
-    # is the one it was read from: once the consumer's watermark is above it, it is history, kept a
-    # while for people. A lane's batch with no run seen yet may still be emitted again: kept.
+    # Once the consumer's watermark is above a batch's start it cannot be read again; it is history,
+    # kept a while for people. A batch with no run seen yet may still be emitted again: kept.
     batches_deleted = conn.execute(
         """
         DELETE FROM ops.change_feed_batch b

@@ -30,11 +30,21 @@ DemoPreparer = Callable[[WarehouseResource], None]
 
 def demo_preparers() -> list[DemoPreparer]:
     """The sample-data seeders of the domains that need one."""
+    from platform_assets.demo.alerts import prepare_demo as alert_zones
     from platform_assets.demo.logbook import prepare_demo as logbook_samples
+    from platform_assets.demo.pois import prepare_demo as poi_deliveries
+    from platform_assets.demo.positions import prepare_demo as naf_samples
     from platform_assets.demo.processing import prepare_demo as processing_routines
     from platform_assets.demo.reference import prepare_demo as reference_source
 
-    return [reference_source, logbook_samples, processing_routines]
+    return [
+        reference_source,
+        naf_samples,
+        logbook_samples,
+        alert_zones,
+        poi_deliveries,
+        processing_routines,
+    ]
 
 
 DemoSummary = Callable[[WarehouseResource], list[str]]
@@ -42,10 +52,13 @@ DemoSummary = Callable[[WarehouseResource], list[str]]
 
 def demo_summaries() -> list[DemoSummary]:
     """Lines each domain prints after the table counts."""
+    from platform_assets.demo.alerts import summary as alerts_summary
     from platform_assets.demo.logbook import summary as logbook_summary
+    from platform_assets.demo.pois import summary as pois_summary
+    from platform_assets.demo.positions import summary as positions_summary
     from platform_assets.demo.processing import summary as processing_summary
 
-    return [logbook_summary, processing_summary]
+    return [positions_summary, logbook_summary, alerts_summary, pois_summary, processing_summary]
 
 
 def table_counts(warehouse: WarehouseResource) -> list[tuple[str, int]]:
@@ -75,6 +88,8 @@ def run_demo() -> int:
     os.environ.update(dagster_environment(urls))
     # Ticked once here, change-feed sensors must not wait for notifications that will not come.
     os.environ.setdefault("FISHNET_SENSOR_WAIT_SECONDS", "0")
+    # The sample positions end yesterday: judge alerts as of the latest stored position.
+    os.environ.setdefault("ALERTS_AS_OF", "latest")
     print(f"warehouse: {urls.url!r}")
     upgrade(urls)
     warehouse = WarehouseResource(database_url=urls.libpq)
@@ -91,6 +106,19 @@ def run_demo() -> int:
     from platform_assets.demo.processing import run_chain
 
     chain_runs = run_chain(defs, instance)
+    # Alerts read positions and logbook reports, which the sensor-started runs just stored.
+    alerts = defs.resolve_job_def("alerts_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    print(f"alerts_job (after the ingestions): {'succeeded' if alerts.success else 'FAILED'}")
+    # The POI sources deliver again: one event changed, one gone; the refresh writes only that.
+    from platform_assets.demo.pois import second_delivery
+
+    second_delivery(warehouse)
+    pois = defs.resolve_job_def("pois_refresh_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    print(f"pois_refresh_job (second delivery): {'succeeded' if pois.success else 'FAILED'}")
 
     print("\nsensors ticked once:")
     for name, requested, succeeded in sensor_outcomes:
@@ -109,6 +137,8 @@ def run_demo() -> int:
     )
     ok = (
         result.success
+        and alerts.success
+        and pois.success
         and all(req == ok for _, req, ok in sensor_outcomes)
         and all(ok_run for _, _, ok_run in chain_runs)
     )

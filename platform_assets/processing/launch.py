@@ -43,8 +43,7 @@ from pathlib import PurePosixPath
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from resources.launcher import LaunchSettings
-from resources.nomad import JobState, TaskJobSpec, TaskLauncher
+from resources.nomad import JobState, LaunchSettings, TaskJobSpec, TaskLauncher
 
 log = logging.getLogger(__name__)
 

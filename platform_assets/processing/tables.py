@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
 
 metadata = sa.MetaData()
 
@@ -34,4 +35,21 @@ harvest_cursor = sa.Table(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     schema="ops",
+)
+
+rejected_catalogue_item = sa.Table(
+    "rejected_catalogue_item",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("raw_sha256", sa.Text, nullable=False),
+    sa.Column("item_id", sa.Text),
+    sa.Column("raw", sa.dialects.postgresql.JSONB, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("input_id", sa.BigInteger),
+    schema="processing",
 )

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from platform_assets.reference.readers import ReferenceSourceError
-from resources.source_db import SourceDatabaseError, SourceDatabaseResource
+from resources.registry_tables import RegistryRows, SourceDatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,13 @@ _TEXT_COLUMNS = (
 _FLOAT_COLUMNS = ("length", "width", "gauge", "power")
 
 
-def read_vessels(source_db: SourceDatabaseResource) -> pd.DataFrame:
+class RegistryReader(Protocol):
+    """What `read_vessels` needs of the source: `resources.source_db.SourceDatabaseResource`."""
+
+    def read_registry(self) -> RegistryRows: ...
+
+
+def read_vessels(source_db: RegistryReader) -> pd.DataFrame:
     """The `vessels` table from the registry; errors name the source (and the vessel key)."""
     try:
         rows = source_db.read_registry()

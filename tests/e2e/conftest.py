@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.logbook.samples import write_sample_archive
+from platform_assets.samples.logbook import write_sample_archive
 from resources.warehouse import PROJECT_ROOT, DatabaseUrls
 
 

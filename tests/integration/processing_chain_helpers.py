@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from dagster import DagsterInstance, SensorDefinition, SensorResult, build_sensor_context
 
-from platform_assets.processing import sample
+from platform_assets.samples import processing as sample
 from resources.warehouse import WarehouseResource
 
 T = TypeVar("T")
@@ -164,7 +164,7 @@ def launcher_run_in_process(
         from dagster import DagsterInstance
 
         from platform_assets.processing.jobs import processing_launcher_job
-        from platform_assets.processing.launcher_resource import LauncherResource
+        from resources.launcher import LauncherResource
 
         resources = {
             "warehouse": WarehouseResource(database_url=database_url),

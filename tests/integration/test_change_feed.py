@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from platform_assets.processing.change_feed import (
+from platform_assets.change_feed import (
     CHANNEL,
     ChangeFeedError,
     FeedCursor,
@@ -22,10 +22,8 @@ from platform_assets.processing.change_feed import (
     consumer_position,
     lane_name,
     mark_run_seen,
-    next_batch,
     prune,
     read_events,
-    record_position,
     replay_cursor,
     unconfirmed_batches,
 )
@@ -161,37 +159,36 @@ def test_cursor_json_round_trip_and_errors() -> None:
         FeedCursor.parse('{"last_id": 3}')
 
 
-def test_same_incoming_cursor_reemits_the_same_batch(
+def test_a_position_set_back_steps_over_the_batch_recorded_from_it(
     warehouse: WarehouseResource, admin: psycopg.Connection
 ) -> None:
+    (lane,) = lanes_of(INPUTS, 1)
     first_ids = insert_inputs(admin, 3)
-    start = FeedCursor()
-    first = next_batch(admin, INPUTS, start)
-    assert first.batch is not None and not first.batch.reemitted
-    assert [e.row_key for e in first.events] == first_ids
+    start = consumer_position(admin, INPUTS.consumer)
+    first = claim_batch(admin, INPUTS, lane, tick=1).batch
+    assert first is not None and not first.reemitted
+    row_of = dict(admin.execute("SELECT id, row_key FROM ops.change_event").fetchall())
+    assert [row_of[e] for e in first.event_ids] == first_ids
 
-    insert_inputs(admin, 2)  # more events arrive before the tick is retried
-    again = next_batch(admin, INPUTS, start)  # the cursor `first` returned was never stored
-    assert again.batch is not None and again.batch.reemitted
-    assert again.batch.batch_id == first.batch.batch_id
-    assert again.batch.run_key == first.batch.run_key
-    assert again.batch.event_ids == first.batch.event_ids
-    assert again.cursor == first.cursor
-
-    following = next_batch(admin, INPUTS, first.cursor)
-    assert following.batch is not None
-    assert following.batch.run_key != first.batch.run_key
-    assert len(following.batch.event_ids) == 2
-    assert set(following.batch.event_ids).isdisjoint(first.batch.event_ids)
-    nothing = next_batch(admin, INPUTS, following.cursor)
-    assert nothing.batch is None
+    insert_inputs(admin, 2)  # more events arrive, then the position is set back (a restore)
+    admin.execute(
+        "UPDATE ops.change_feed_consumer SET feed_cursor = %s::jsonb WHERE consumer = %s",
+        ((start or FeedCursor()).to_json(), INPUTS.consumer),
+    )
+    following = claim_batch(admin, INPUTS, lane, tick=2).batch
+    assert following is not None  # the recorded batch is stepped over, not read again
+    assert len(following.event_ids) == 2
+    assert set(following.event_ids).isdisjoint(first.event_ids)
+    assert following.run_key != first.run_key
+    assert claim_batch(admin, INPUTS, lane, tick=3).batch is None
     rows = admin.execute("SELECT count(*) FROM ops.change_feed_batch").fetchone()
     assert rows == (2,)
 
 
-def test_next_batch_needs_autocommit(warehouse: WarehouseResource) -> None:
+def test_claims_need_autocommit(warehouse: WarehouseResource) -> None:
+    (lane,) = lanes_of(INPUTS, 1)
     with warehouse.connect() as conn, pytest.raises(ChangeFeedError, match="autocommit"):
-        next_batch(conn, INPUTS, FeedCursor())
+        claim_batch(conn, INPUTS, lane, tick=1)
 
 
 def test_limit_truncation_never_skips(
@@ -247,18 +244,26 @@ def test_concurrent_writers_each_event_exactly_once(
                         committed.extend(ids)
 
     spec = FeedSpec(consumer="stress", tables=("processing.input",), max_events=7)
+    (lane,) = lanes_of(spec, 1)
     delivered: list[int] = []
-    cursor = FeedCursor()
+    tick = 0
     threads = [threading.Thread(target=writer, args=(seed,)) for seed in range(6)]
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads) or not stop.is_set():
         if not any(t.is_alive() for t in threads):
             stop.set()  # one more full drain after the last commit
-        result = next_batch(admin, spec, cursor)
-        cursor = result.cursor
-        delivered += [e.row_key for e in result.events]
-    delivered += drain(admin, spec, cursor)[0]
+        tick += 1
+        batch = claim_batch(admin, spec, lane, tick=tick).batch
+        if batch is not None:
+            row_of = dict(
+                admin.execute(
+                    "SELECT id, row_key FROM ops.change_event WHERE id = ANY(%s)",
+                    (list(batch.event_ids),),
+                ).fetchall()
+            )
+            delivered += [row_of[e] for e in batch.event_ids]
+    delivered += claim_all(admin, spec, lane)
 
     duplicates = [k for k, n in Counter(delivered).items() if n > 1]
     assert duplicates == []
@@ -282,51 +287,66 @@ def test_tables_operations_and_filter(
     assert drain(admin, other, FeedCursor())[0] == []
 
 
+def claim_all(conn: psycopg.Connection, spec: FeedSpec, lane: Lane) -> list[int]:
+    """Claim until nothing is left (the position moves past it all); the row keys delivered."""
+    row_of: dict[int, int] = {}
+    keys: list[int] = []
+    for tick in range(1, 10_000):
+        batch = claim_batch(conn, spec, lane, tick=tick).batch
+        if batch is None:
+            return keys
+        row_of.update(conn.execute("SELECT id, row_key FROM ops.change_event").fetchall())
+        keys += [row_of[e] for e in batch.event_ids]
+    raise AssertionError("the feed never ran dry")
+
+
 def test_pruning_respects_the_slowest_consumer(
     warehouse: WarehouseResource, admin: psycopg.Connection
 ) -> None:
-    fast = FeedSpec(consumer="fast", tables=("processing.input",))
-    slow = FeedSpec(consumer="slow", tables=("processing.input",))
+    fast_spec = FeedSpec(consumer="fast", tables=("processing.input",))
+    slow_spec = FeedSpec(consumer="slow", tables=("processing.input",))
+    removed_spec = FeedSpec(consumer="removed", tables=("processing.input",))
+    (fast,), (slow,), (removed,) = (lanes_of(s, 1) for s in (fast_spec, slow_spec, removed_spec))
+    claim_all(admin, removed_spec, removed)  # a sensor since removed, stuck at the start
     early = insert_inputs(admin, 3)
-    _, slow_cursor = drain(admin, slow, FeedCursor())
-    late = insert_inputs(admin, 3)
-    _, fast_cursor = drain(admin, fast, FeedCursor())
-    record_position(admin, "fast", fast_cursor)
+    assert claim_all(admin, fast_spec, fast) == early
 
-    # "slow" never recorded a position: nothing may go
+    # "slow" never claimed: nothing may go
     result = prune(admin, ["fast", "slow"])
     assert result.events_deleted == 0 and result.missing_consumers == ("slow",)
 
-    record_position(admin, "slow", slow_cursor)
+    assert claim_all(admin, slow_spec, slow) == early
+    slow_position = consumer_position(admin, "slow")
+    late = insert_inputs(admin, 3)
+    assert claim_all(admin, fast_spec, fast) == late
     result = prune(admin, ["fast", "slow"])
-    assert result.watermark == slow_cursor.xmin
+    assert slow_position is not None and result.watermark == slow_position.xmin
     assert result.events_deleted == len(early)
     # the slow consumer still gets everything it has not read
-    assert drain(admin, slow, slow_cursor)[0] == late
+    assert claim_all(admin, slow_spec, slow) == late
     # consumers that are not expected (a removed sensor) do not hold the outbox
-    record_position(admin, "removed", FeedCursor())
-    record_position(admin, "slow", fast_cursor)
     assert prune(admin, ["fast", "slow"]).events_deleted == len(late)
 
 
 def test_pruning_batches(warehouse: WarehouseResource, admin: psycopg.Connection) -> None:
+    (lane,) = lanes_of(INPUTS, 1)
     insert_inputs(admin, 2)
-    first = next_batch(admin, INPUTS, FeedCursor())
+    first = claim_batch(admin, INPUTS, lane, tick=1).batch
     insert_inputs(admin, 1)
-    second = next_batch(admin, INPUTS, first.cursor)
-    assert first.batch and second.batch
+    second = claim_batch(admin, INPUTS, lane, tick=2).batch
+    assert first and second
 
     def left() -> list[int]:
         return [
             r[0] for r in admin.execute("SELECT batch_id FROM ops.change_feed_batch ORDER BY 1")
         ]
 
-    # Dagster stored first.cursor; the tick reading `second` may be retried from it
-    record_position(admin, INPUTS.consumer, first.cursor)
+    mark_run_seen(admin, [first.batch_id])  # Dagster has the first batch's run
     assert prune(admin, [INPUTS.consumer], keep_batches=timedelta(hours=1)).batches_deleted == 0
     prune(admin, [INPUTS.consumer], keep_batches=timedelta(0))
-    assert left() == [second.batch.batch_id]
-    record_position(admin, INPUTS.consumer, second.cursor)
+    assert left() == [second.batch_id]  # no run seen yet: it may be emitted again
+    mark_run_seen(admin, [second.batch_id])
+    assert claim_batch(admin, INPUTS, lane, tick=3).batch is None  # the position moves on
     prune(admin, [INPUTS.consumer], keep_batches=timedelta(0))
     assert left() == []
 
@@ -334,16 +354,18 @@ def test_pruning_batches(warehouse: WarehouseResource, admin: psycopg.Connection
 def test_replay_redelivers_with_new_run_keys(
     warehouse: WarehouseResource, admin: psycopg.Connection
 ) -> None:
+    (lane,) = lanes_of(INPUTS, 1)
     since = datetime.now(UTC) - timedelta(seconds=1)
     ids = insert_inputs(admin, 3)
-    first = next_batch(admin, INPUTS, FeedCursor())
-    assert first.batch and next_batch(admin, INPUTS, first.cursor).batch is None
+    first = claim_batch(admin, INPUTS, lane, tick=1).batch
+    assert first and claim_batch(admin, INPUTS, lane, tick=2).batch is None
 
-    cursor = replay_cursor(admin, INPUTS.consumer, since)
-    replayed = next_batch(admin, INPUTS, cursor)
-    assert replayed.batch is not None
-    assert [e.row_key for e in replayed.events] == ids
-    assert replayed.batch.run_key != first.batch.run_key
+    replay_cursor(admin, INPUTS.consumer, since)
+    replayed = claim_batch(admin, INPUTS, lane, tick=3).batch
+    assert replayed is not None
+    row_of = dict(admin.execute("SELECT id, row_key FROM ops.change_event").fetchall())
+    assert [row_of[e] for e in replayed.event_ids] == ids
+    assert replayed.run_key != first.run_key
 
 
 def test_processing_migrations_downgrade_and_upgrade_again(empty_database: DatabaseUrls) -> None:
@@ -457,23 +479,6 @@ def test_spacing_holds_a_lane_back(warehouse: WarehouseResource, admin: psycopg.
     assert held.batch is None and held.retry_after is not None and 55 < held.retry_after <= 60
     taken = claim_batch(admin, INPUTS, second, tick=1, spacing=0)
     assert taken.batch is not None and taken.batch.lane == second.name
-
-
-def test_lanes_wait_for_the_first_one_to_move_a_pre_lanes_position_in(
-    admin: psycopg.Connection,
-) -> None:
-    first, second = lanes_of(INPUTS, 2)
-    ids = insert_inputs(admin, 2)
-    old = read_events(admin, INPUTS, FeedCursor())
-    assert [e.row_key for e in old.events] == ids
-    record_position(admin, INPUTS.consumer, old.cursor)  # what the single sensor left
-    later = insert_inputs(admin, 1)
-    assert claim_batch(admin, INPUTS, second, tick=1).blocked is not None
-    claim = claim_batch(admin, INPUTS, first, tick=1, legacy=old.cursor)
-    assert claim.batch is not None
-    row_of = dict(admin.execute("SELECT id, row_key FROM ops.change_event").fetchall())
-    assert [row_of[e] for e in claim.batch.event_ids] == later
-    assert claim_batch(admin, INPUTS, second, tick=1).blocked is None
 
 
 def test_pruning_keeps_batches_no_run_was_seen_for(admin: psycopg.Connection) -> None:

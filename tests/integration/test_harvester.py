@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, materialize
 
-from platform_assets.processing import sample
+from platform_assets.samples import processing as sample
 from platform_assets.processing.assets import processing_input
-from platform_assets.processing.catalogue import FIXTURE_CATALOGUE_DIR
 from platform_assets.processing.harvest import catalogue_source_key
-from platform_assets.processing.resources import CatalogueResource
+from resources.catalogue import CatalogueResource
+from resources.catalogue_client import FIXTURE_CATALOGUE_DIR
 from resources.warehouse import WarehouseResource
 from tests.fakes.odata_server import ProductFactory, running_odata_server
 
@@ -224,3 +224,49 @@ def test_unknown_source_is_refused(warehouse: WarehouseResource) -> None:
 def test_fixture_catalogue_is_the_default() -> None:
     with CatalogueResource().open() as client:
         assert getattr(client, "directory", None) == FIXTURE_CATALOGUE_DIR
+
+
+def test_rejected_items_are_kept_and_replayed(warehouse: WarehouseResource, tmp_path: Path) -> None:
+    """The window moves past a rejected item: it is kept (raw + reason) and tried again."""
+    factory = ProductFactory()
+    good = factory.items(2)
+    broken = factory.item(PublicationDate=None)
+    null_ids = [{**factory.item(), "Id": None} for _ in range(2)]  # present, but null
+    directory = _catalogue_dir(tmp_path, [good[0], broken, *null_ids, good[1]])
+    catalogue = CatalogueResource(fixtures_dir=str(directory))
+    meta = counts(harvest(warehouse, catalogue))
+    # two items without an Id are two rejections, never an input 'None' then "already known"
+    assert (meta["new"], meta["already_known"], meta["rejected"]) == (2, 0, 3)
+    assert query(warehouse, "SELECT count(*) FROM processing.input WHERE catalogue_id = 'None'") == [
+        (0,)
+    ]
+    kept = query(
+        warehouse,
+        "SELECT item_id, reason, attempts, raw FROM processing.rejected_catalogue_item "
+        "WHERE resolved_at IS NULL ORDER BY id",
+    )
+    assert [(k[0], k[2]) for k in kept] == [(broken["Id"], 1), (None, 1), (None, 1)]
+    assert "PublicationDate" in kept[0][1] and "Id is null" in kept[1][1]
+    assert kept[0][3]["Name"] == broken["Name"]
+
+    # an operator repairs the kept item; the next harvest registers it although the window
+    # has moved past its (missing) publication date
+    with warehouse.connect() as conn:
+        conn.execute(
+            "UPDATE processing.rejected_catalogue_item "
+            "SET raw = jsonb_set(raw, '{PublicationDate}', to_jsonb(%s::text)) WHERE item_id = %s",
+            (good[0]["PublicationDate"], broken["Id"]),
+        )
+        conn.commit()
+    meta = counts(harvest(warehouse, catalogue))
+    assert meta["new"] == 0  # nothing new in the catalogue window itself
+    assert query(
+        warehouse, "SELECT count(*) FROM processing.input WHERE catalogue_id = %s", broken["Id"]
+    ) == [(1,)]
+    left = query(
+        warehouse,
+        "SELECT item_id, attempts FROM processing.rejected_catalogue_item "
+        "WHERE resolved_at IS NULL ORDER BY id",
+    )
+    # still rejected: tried again by the replay, and seen again (the file catalogue is read whole)
+    assert left == [(None, 3), (None, 3)]

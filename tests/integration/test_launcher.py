@@ -15,13 +15,13 @@ from platform_assets.processing.launch import (
     poll_statuses,
     ready_task_ids,
 )
-from platform_assets.processing.launcher_resource import LauncherResource
-from platform_assets.processing.nomad_client import (
+from platform_assets.processing.orchestrate import OrchestratorSettings, orchestrate
+from resources.launcher import LauncherResource
+from resources.nomad import (
     LocalSubprocessLauncher,
     NomadLauncher,
     NomadUnavailableError,
 )
-from platform_assets.processing.orchestrate import OrchestratorSettings, orchestrate
 from resources.warehouse import WarehouseResource
 from tests.fakes.nomad_server import FakeNomadServer, running_nomad_server
 from tests.integration.processing_chain_helpers import (

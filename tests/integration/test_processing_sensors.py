@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,35 +22,38 @@ from dagster import (
     SensorResult,
     build_sensor_context,
 )
-from dagster._core.storage.tags import RUN_KEY_TAG as DAGSTER_RUN_KEY_TAG
-from dagster._core.storage.tags import SENSOR_NAME_TAG
-from dagster._core.utils import make_new_run_id
 
-from platform_assets.processing import sample
-from platform_assets.processing.change_feed import FeedSpec, consumer_position, lane_name
+from platform_assets.change_feed.feed import Batch, FeedCursor
+from platform_assets.change_feed.lanes import consumer_position, lane_name
+from platform_assets.change_feed.tags import BATCH_TAG, CONSUMER_TAG, RUN_KEY_TAG
 from platform_assets.processing.jobs import (
     CHANGE_FEED_CONSUMERS,
     CHANGE_FEED_LANES,
     NEW_INPUTS_SENSOR,
-    PROCESSING_SENSORS,
-    new_inputs_sensor,
-    new_products_sensor,
+    NEW_PRODUCTS_SENSOR,
+    READY_TASKS_SENSOR,
     processing_change_feed_prune_job,
     processing_launcher_job,
     processing_orchestrator_job,
-    ready_tasks_sensor,
 )
+from platform_assets.samples import processing as sample
 from resources.warehouse import WarehouseResource
 from sensors.change_feed import (
-    BATCH_TAG,
-    CONSUMER_TAG,
     DEFAULT_REEMIT_GRACE_SECONDS,
-    RUN_KEY_TAG,
     WAIT_SECONDS_ENV,
     change_feed_sensor,
     change_feed_sensors,
-    evaluate_feed,
+    run_request_for_batch,
 )
+from sensors.processing import PROCESSING_SENSORS
+
+BY_NAME = {s.name: s for s in PROCESSING_SENSORS}
+new_inputs_sensor = BY_NAME[NEW_INPUTS_SENSOR]
+ready_tasks_sensor = BY_NAME[READY_TASKS_SENSOR]
+new_products_sensor = BY_NAME[NEW_PRODUCTS_SENSOR]
+SENSOR_TAG = "test/submitted_by_sensor"
+"""Which sensor submitted a run in the `Daemon` simulation (the daemon de-duplicates run keys
+per sensor)."""
 
 
 @pytest.fixture(autouse=True)
@@ -283,9 +287,12 @@ def test_domain_definitions_tick_like_the_demo(
     """
     from dagster import Definitions
 
-    from platform_assets.processing import defs
+    from platform_assets.processing.definitions import defs
 
-    merged = Definitions.merge(defs, Definitions(resources={"warehouse": warehouse}))
+    from resources import build_resources
+
+    resources = {**build_resources(), "warehouse": warehouse}
+    merged = Definitions.merge(defs, Definitions(sensors=PROCESSING_SENSORS, resources=resources))
     add_input(sql)
     sensor = merged.resolve_sensor_def(NEW_INPUTS_SENSOR)
     resources = merged.get_repository_def().get_top_level_resources()
@@ -308,7 +315,7 @@ class Daemon:
     """Ticks sensors the way the daemon does, and can die at the moments that matter.
 
     A tick is evaluated, its run requests are submitted (a run key already used by a run of the
-    same sensor starts nothing, as in `dagster._daemon.sensor.fetch_existing_runs`), then its
+    same sensor starts nothing, as the daemon does), then its
     cursor is stored. `die`: "before_submission" (our transaction committed, Dagster got nothing),
     "before_cursor" (runs created, cursor not stored), "no_submission" (cursor stored, no run: a
     sensor stopped mid-submission, a preview).
@@ -336,18 +343,14 @@ class Daemon:
     def submit(self, sensor_name: str, request: RunRequest) -> None:
         assert request.run_key is not None
         same_key = self.instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: request.run_key}))
-        if any(run.tags.get(SENSOR_NAME_TAG) == sensor_name for run in same_key):
+        if any(run.tags.get(SENSOR_TAG) == sensor_name for run in same_key):
             self.deduplicated += 1
             return
         self.instance.add_run(
             DagsterRun(
                 job_name=processing_orchestrator_job.name,
-                run_id=make_new_run_id(),
-                tags={
-                    **request.tags,
-                    RUN_KEY_TAG: request.run_key,
-                    SENSOR_NAME_TAG: sensor_name,
-                },
+                run_id=str(uuid.uuid4()),
+                tags={**request.tags, SENSOR_TAG: sensor_name},
                 status=DagsterRunStatus.NOT_STARTED,
             )
         )
@@ -559,40 +562,6 @@ def test_lanes_lose_and_double_nothing_across_random_crashes(
     assert emitted_again > 0  # the crashes did make lanes emit batches again
 
 
-def test_the_first_lane_moves_a_pre_lanes_cursor_into_the_database(
-    warehouse: WarehouseResource, sql: psycopg.Connection, fresh_instance: DagsterInstance
-) -> None:
-    """After migration 0008 the first lane's Dagster cursor is still the old sensor's."""
-    consumer = "legacy_inputs_sensor"
-    spec = FeedSpec(consumer=consumer, tables=("processing.input",))
-
-    def connect() -> Any:
-        return warehouse.connect(autocommit=True)
-
-    add_input(sql, "a")
-    stored = evaluate_feed(connect, spec, None, 0).cursor.to_json()  # the old sensor's ticks
-    add_input(sql, "b")
-    unstored = evaluate_feed(connect, spec, stored, 0)  # its cursor never got stored
-    assert unstored.batch is not None
-    add_input(sql, "c")
-
-    daemon = Daemon(fresh_instance, warehouse)
-    first, second = input_lanes(consumer, lanes=2)
-    daemon.cursors[first.name] = stored
-    assert daemon.tick(second) == []  # waits for the first lane to move the position in
-    requests = daemon.tick(first)
-    assert [r.run_key for r in requests][0] == unstored.batch.run_key  # "b", same run key
-    assert [r.tags["fishnet/change_events"] for r in requests] == ["1", "1"]  # then "c"
-    d = add_input(sql, "d")
-    (request,) = daemon.tick(second)
-    batch = sql.execute(
-        "SELECT event_ids FROM ops.change_feed_batch WHERE batch_id = %s",
-        (int(request.tags[BATCH_TAG]),),
-    ).fetchone()
-    row = sql.execute("SELECT row_key FROM ops.change_event WHERE id = %s", (batch[0][0],))
-    assert row.fetchone() == (d,)
-
-
 def test_processing_consumers_are_declared_as_lanes() -> None:
     by_consumer: dict[str, list[str]] = {}
     feed_sensors = [s for s in PROCESSING_SENSORS if "change_feed_consumer" in s.metadata]
@@ -606,4 +575,7 @@ def test_processing_consumers_are_declared_as_lanes() -> None:
     for consumer, names in by_consumer.items():
         assert names == [lane_name(consumer, i) for i in range(1, CHANGE_FEED_LANES + 1)]
     assert new_inputs_sensor.name == NEW_INPUTS_SENSOR
-    assert RUN_KEY_TAG == DAGSTER_RUN_KEY_TAG
+    # run keys are carried in a tag of our own, so looking a batch's run up needs no internals
+    batch = Batch(NEW_INPUTS_SENSOR, 7, (1, 2), FeedCursor())
+    request = run_request_for_batch(batch)
+    assert request.run_key == batch.run_key == request.tags[RUN_KEY_TAG]

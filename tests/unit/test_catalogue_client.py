@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platform_assets.processing.catalogue import (
+from resources.catalogue_client import (
     FIXTURE_CATALOGUE_DIR,
     Catalogue,
     CatalogueError,
@@ -349,7 +349,7 @@ def test_malformed_item_is_rejected_and_the_rest_continues(
     with (
         running_odata_server([[good1, bad], [good2]]) as server,
         client_for(server) as client,
-        caplog.at_level(logging.WARNING, logger="platform_assets.processing.catalogue"),
+        caplog.at_level(logging.WARNING, logger="resources.catalogue_client"),
     ):
         results = list(client.iter_products(S2_L2A))
 

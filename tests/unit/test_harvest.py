@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platform_assets.processing.catalogue import FIXTURE_CATALOGUE_DIR, CatalogueProduct
 from platform_assets.processing.harvest import (
     ProductRow,
     catalogue_source_key,
@@ -19,7 +18,8 @@ from platform_assets.processing.harvest import (
     input_from_product,
     product_type_from_name,
 )
-from platform_assets.processing.resources import CatalogueResource
+from resources.catalogue import CatalogueResource
+from resources.catalogue_client import FIXTURE_CATALOGUE_DIR, CatalogueProduct
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from platform_assets.processing.nomad_client import (
+from resources.nomad import (
     STOPPED_MESSAGE,
     JobState,
     LocalSubprocessLauncher,
@@ -380,7 +380,7 @@ def test_local_job_state_is_readable_from_another_process(tmp_path: Path) -> Non
 
     reader = (
         "import json, sys\n"
-        "from platform_assets.processing.nomad_client import LocalSubprocessLauncher\n"
+        "from resources.nomad import LocalSubprocessLauncher\n"
         "state = LocalSubprocessLauncher(sys.argv[1]).job_state('task-3')\n"
         "print(json.dumps([state.status, state.exit_code]))\n"
     )
