@@ -118,28 +118,39 @@ RETURNING (xmax = 0) AS inserted, run_id IS NOT DISTINCT FROM %s AS stands
 )
 
 
+def _upsert_params(item: CatalogItem) -> tuple[Any, ...]:
+    return (
+        item.repository,
+        item.source,
+        item.identifier,
+        item.sub_identifier,
+        item.collection_date,
+        item.location,
+        item.content_hash,
+        item.size_bytes,
+        item.status,
+        int(item.rows_written),
+        json.dumps(dict(item.details), default=str),
+        item.run_id,
+        item.run_id,
+        item.run_id,
+    )
+
+
 def record_item(conn: psycopg.Connection, item: CatalogItem) -> bool:
     """Upsert an item in the caller's transaction; True when its record is the one that stands."""
-    row = conn.execute(
-        _UPSERT,
-        (
-            item.repository,
-            item.source,
-            item.identifier,
-            item.sub_identifier,
-            item.collection_date,
-            item.location,
-            item.content_hash,
-            item.size_bytes,
-            item.status,
-            int(item.rows_written),
-            json.dumps(dict(item.details), default=str),
-            item.run_id,
-            item.run_id,
-            item.run_id,
-        ),
-    ).fetchone()
+    row = conn.execute(_UPSERT, _upsert_params(item)).fetchone()
     return bool(row and row[1])
+
+
+def record_items(conn: psycopg.Connection, items: Iterable[CatalogItem]) -> int:
+    """Upsert many items in the caller's transaction (a harvest's chunk: one pipelined batch,
+    not one round trip per item), with `record_item`'s rules; how many were given."""
+    params = [_upsert_params(item) for item in items]
+    if params:
+        with conn.cursor() as cur:
+            cur.executemany(_UPSERT, params)
+    return len(params)
 
 
 def done_items(

@@ -224,3 +224,22 @@ def test_partitions_are_created_for_late_records_and_dropped_by_retention(
     assert _count(warehouse, "positions") == len(fixes)
     with pytest.raises(ValueError, match="POSITIONS_RETENTION_DAYS"), warehouse.adbc() as conn:
         store.apply_retention(conn, date.today(), 0)
+
+
+def test_a_track_silent_for_days_still_gets_its_last_position(warehouse: WarehouseResource) -> None:
+    """A file of old positions (a backfill, a late delivery) loaded after days of silence: every
+    track gets a last position on the first refresh, not only those inside the 24 h window."""
+    anchorages = _anchorages(warehouse)
+    fixes = tracks(vessels=3, hours=6)
+    _load(warehouse, fixes, anchorages)
+    latest = max(f.at for f in fixes)
+    with warehouse.adbc() as conn:
+        refreshed = store.refresh_last_positions(conn, latest + timedelta(days=3))
+        conn.commit()
+    assert refreshed == 3
+    with warehouse.adbc() as conn:
+        last = store.read_last_positions(conn)
+    assert len(last) == 3
+    assert pd.to_datetime(last["last_position_datetime_utc"], utc=True).max() == pd.Timestamp(
+        latest
+    )

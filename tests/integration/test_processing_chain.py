@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, Definitions, RunRequest
+from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest
 
 from platform_assets.processing.assets import processing_input
 from platform_assets.processing.jobs import (
@@ -98,9 +98,23 @@ class Chain:
             tags=dict(request.tags) if request else None,
         )
 
+    def submitted(self, requests: list[RunRequest]) -> None:
+        """Record runs for requests, as the daemon does when it submits them; they count as
+        finished (what they would do is done by hand in the test)."""
+        assert requests
+        for request in requests:
+            job = self.defs.resolve_job_def(request.job_name or "processing_launcher_job")
+            self.instance.create_run_for_job(
+                job_def=job,
+                run_config=request.run_config,
+                tags=dict(request.tags),
+                status=DagsterRunStatus.SUCCESS,
+            )
+
     def one_request(self, sensor_name: str) -> RunRequest:
-        (request,) = self.tick(sensor_name)
-        return request
+        requests = self.tick(sensor_name)
+        assert len(requests) == 1, [(r.run_key, dict(r.tags)) for r in requests]
+        return requests[0]
 
 
 def attempts(warehouse: WarehouseResource) -> list[tuple[int, int]]:
@@ -149,7 +163,9 @@ def test_end_to_end_with_fake_nomad(
 
     # new tasks wake the launcher; two launcher runs race (separate processes, as Dagster
     # launches runs), each head is dispatched once
-    assert chain.tick(READY_TASKS_SENSOR)
+    # the daemon would submit these runs (recorded, not executed here: the race below stands in
+    # for them); without a run, a batch is emitted again after the grace period, as it should
+    chain.submitted(chain.tick(READY_TASKS_SENSOR))
     counts = race_launcher_runs(warehouse, nomad.address, "/data/products")
     assert sum(counts) == FIXTURE_INPUTS
     heads = [t for t in tasks(warehouse) if t["routine"] == HEAD]
