@@ -87,7 +87,15 @@ def jobs() -> dict[str, object]:
         in_process = timed([sys.executable, "-c", IN_PROCESS], env)
         dagster = str(Path(sys.executable).with_name("dagster"))
         cli = timed(
-            [dagster, "job", "execute", "-m", "platform_assets.definitions", "-j", "all_assets_job"],
+            [
+                dagster,
+                "job",
+                "execute",
+                "-m",
+                "platform_assets.definitions",
+                "-j",
+                "all_assets_job",
+            ],
             env,
         )
         in_process_again = timed([sys.executable, "-c", IN_PROCESS], env)

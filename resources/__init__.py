@@ -17,8 +17,8 @@ def build_resources() -> dict[str, Any]:
     from resources.inboxes import LogbookInboxResource, NafInboxResource
     from resources.io_managers import PostgresPandasIOManager
     from resources.launcher import LauncherResource
-    from resources.publisher import DryRunResource, PublisherResource
     from resources.poi_sources import PoiSourcesResource
+    from resources.publisher import DryRunResource, PublisherResource
     from resources.reference_files import ReferenceFilesResource
     from resources.source_db import SourceDatabaseResource
     from resources.warehouse import WarehouseResource

@@ -62,5 +62,3 @@ def apply_second_delivery(state: Path | None = None) -> Path:
 def fixture_location(source: str, state: Path | None = None) -> Path:
     """A source's current demo fixture (seeding delivery 1 on first use)."""
     return seed(state) / FILES[source]
-
-

@@ -47,4 +47,5 @@ def naf_inbox_sensor(
         for f in new
     ]
 
+
 POSITIONS_SENSORS = [naf_inbox_sensor]

@@ -31,11 +31,14 @@ def shift_dates(line: str, days: int) -> str:
     return _DATE_FIELD.sub(move, line)
 
 
-def prepare_demo(warehouse: WarehouseResource, today: date | None = None) -> list[Path]:
+def prepare_demo(warehouse: WarehouseResource) -> None:
     """Write the two sample days, ending yesterday, into the NAF inbox (idempotent per day)."""
-    today = today or datetime.now(UTC).date()
+    write_samples(NafInboxResource().path(), datetime.now(UTC).date())
+
+
+def write_samples(inbox: Path, today: date) -> list[Path]:
+    """The sample files moved so that their last day is the day before `today`."""
     days = (today - timedelta(days=2) - START.date()).days
-    inbox = NafInboxResource().path()
     inbox.mkdir(parents=True, exist_ok=True)
     written = []
     for sample in sorted(SAMPLE_DIR.glob("*.naf")):

@@ -21,7 +21,11 @@ REPORTS: list[Column] = [
     ("operation_number", "text", "message the report came in (logbook_raw_messages)"),
     ("operation_country", "text", "country that sent the message"),
     ("operation_datetime_utc", "timestamptz", "when the message was sent"),
-    ("operation_type", "text", "DAT (new), COR (correction), DEL (deletion), RET (acknowledgement)"),
+    (
+        "operation_type",
+        "text",
+        "DAT (new), COR (correction), DEL (deletion), RET (acknowledgement)",
+    ),
     ("report_id", "text", "id of the report"),
     ("referenced_report_id", "text", "report a COR, DEL or RET refers to"),
     ("report_datetime_utc", "timestamptz", "when the report was made"),

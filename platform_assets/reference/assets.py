@@ -62,6 +62,7 @@ from resources.source_db import SourceDatabaseResource
 
 GROUP = "reference"
 
+
 class ReferenceRefreshConfig(Config):
     """Run config shared by the reference assets."""
 

@@ -159,9 +159,12 @@ def test_a_killed_run_worker_is_failed_and_the_queue_moves_on(
         log,
     )
     workers = run_workers(daemon_sid)
-    assert workers, "no process runs the sleepy run:\n" + subprocess.run(
-        ["ps", "-eo", "pid,ppid,sid,args"], capture_output=True, text=True
-    ).stdout[-6000:]
+    assert workers, (
+        "no process runs the sleepy run:\n"
+        + subprocess.run(["ps", "-eo", "pid,ppid,sid,args"], capture_output=True, text=True).stdout[
+            -6000:
+        ]
+    )
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
 

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, materialize
 
-from platform_assets.samples import processing as sample
 from platform_assets.processing.assets import processing_input
 from platform_assets.processing.harvest import catalogue_source_key
+from platform_assets.samples import processing as sample
 from resources.catalogue import CatalogueResource
 from resources.catalogue_client import FIXTURE_CATALOGUE_DIR
 from resources.warehouse import WarehouseResource
@@ -237,9 +237,9 @@ def test_rejected_items_are_kept_and_replayed(warehouse: WarehouseResource, tmp_
     meta = counts(harvest(warehouse, catalogue))
     # two items without an Id are two rejections, never an input 'None' then "already known"
     assert (meta["new"], meta["already_known"], meta["rejected"]) == (2, 0, 3)
-    assert query(warehouse, "SELECT count(*) FROM processing.input WHERE catalogue_id = 'None'") == [
-        (0,)
-    ]
+    assert query(
+        warehouse, "SELECT count(*) FROM processing.input WHERE catalogue_id = 'None'"
+    ) == [(0,)]
     kept = query(
         warehouse,
         "SELECT item_id, reason, attempts, raw FROM processing.rejected_catalogue_item "

@@ -288,7 +288,6 @@ def test_domain_definitions_tick_like_the_demo(
     from dagster import Definitions
 
     from platform_assets.processing.definitions import defs
-
     from resources import build_resources
 
     resources = {**build_resources(), "warehouse": warehouse}

@@ -25,7 +25,6 @@ from dagster import (
     materialize,
 )
 
-from platform_assets.reference.definitions import defs as reference_defs
 from platform_assets.reference.anchorages import anchorages_from_ports
 from platform_assets.reference.assets import (
     REFERENCE_ASSETS,
@@ -43,6 +42,7 @@ from platform_assets.reference.checks import (
     VESSEL_LINK_CHECKS,
     previous_row_count,
 )
+from platform_assets.reference.definitions import defs as reference_defs
 from platform_assets.reference.readers import (
     default_data_dir,
     read_districts,

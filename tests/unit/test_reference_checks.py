@@ -125,7 +125,9 @@ def test_a_field_beats_the_environment_which_beats_the_default(
     monkeypatch.setenv("REFERENCE_PORTS_CSV", str(tmp_path / "env.csv"))
     monkeypatch.setenv("REFERENCE_SPECIES_CSV", str(tmp_path / "species.csv"))
     assert files.path("ports_csv", default_data_dir()) == tmp_path / "field.csv"
-    assert files.path("species_csv", default_data_dir()) == tmp_path / "species.csv"  # read when used
+    assert (
+        files.path("species_csv", default_data_dir()) == tmp_path / "species.csv"
+    )  # read when used
 
 
 # --- the source database location -------------------------------------------------------------
