@@ -26,7 +26,7 @@ from pydantic import Field
 
 from platform_assets.reference.anchorages import (
     anchorages_from_ports,
-    empty_anchorages,
+    anchorages_from_stationary_positions,
     merge_anchorages,
 )
 from platform_assets.reference.checks import (
@@ -59,6 +59,7 @@ from platform_assets.reference.vessels import read_vessels
 from platform_assets.table_metadata import table_metadata
 from resources.reference_files import ReferenceFile, ReferenceFilesResource
 from resources.source_db import SourceDatabaseResource
+from resources.warehouse import WarehouseResource
 
 GROUP = "reference"
 
@@ -78,9 +79,35 @@ class AnchoragesConfig(ReferenceRefreshConfig):
 
     resolution: int = Field(default=9, description="H3 resolution of the cells")
     ring_k: int = Field(default=2, description="rings of cells around each port's own cell")
+    positions_lookback_days: int = Field(
+        default=30, ge=0, description="stationary positions of this many days make anchorages"
+    )
+    min_stops: int = Field(
+        default=3, ge=1, description="distinct (vessel, day) stops that make a cell an anchorage"
+    )
+    max_port_distance_m: float = Field(
+        default=5_000.0, gt=0, description="farther from every port, a stop is drifting at sea"
+    )
 
 
 # --- shared steps ---------------------------------------------------------------------------
+
+
+STATIONARY_KNOTS = 0.5
+
+
+def stationary_positions(warehouse: WarehouseResource, days: int) -> pd.DataFrame:
+    """Positions of the last `days` days at most STATIONARY_KNOTS, as anchorages need them (a
+    track stands for a vessel); empty when none are stored yet."""
+    with warehouse.connect() as conn:
+        rows = conn.execute(
+            "SELECT track_id, latitude, longitude, speed, datetime_utc FROM positions.positions "
+            "WHERE datetime_utc > now() - make_interval(days => %s) AND speed <= %s",
+            (days, STATIONARY_KNOTS),
+        ).fetchall()
+    return pd.DataFrame(
+        rows, columns=["vessel_id", "latitude", "longitude", "speed", "datetime_utc"]
+    ).astype({"latitude": "float64", "longitude": "float64", "speed": "float64"})
 
 
 def _read(table: str, source: str, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
@@ -279,21 +306,34 @@ fleet_segments = file_table_asset(
     metadata=table_metadata(f"{SCHEMA}.anchorages", COLUMNS["anchorages"], write_mode="replace"),
 )
 def anchorages(
-    context: AssetExecutionContext, config: AnchoragesConfig, ports: pd.DataFrame
+    context: AssetExecutionContext,
+    config: AnchoragesConfig,
+    ports: pd.DataFrame,
+    warehouse: WarehouseResource,
 ) -> Iterator[Output | AssetCheckResult]:
-    """Anchorages from the ports table (later merged with cells where vessels are seen stopped)."""
+    """Anchorages from the ports, and from cells where vessels were seen stopped near a port.
+
+    The positions are read from the warehouse without a declared dependency: positions are
+    enriched with these anchorages, so a dependency would be a cycle in the graph; each refresh
+    uses the positions stored so far.
+    """
     try:
         from_ports = anchorages_from_ports(ports, config.resolution, config.ring_k)
     except ValueError as exc:  # bad config: resolution or ring out of range
         raise Failure(description=f"{SCHEMA}.anchorages not refreshed: {exc}") from exc
-    # Hook for the positions domain: once `positions.positions` exists, add it as an input of this
-    # asset and compute `anchorages_from_stationary_positions(positions, ports)` here; the merge
-    # below already gives port cells priority over cells found from positions.
-    from_positions = empty_anchorages()
+    stationary = stationary_positions(warehouse, config.positions_lookback_days)
+    from_positions = anchorages_from_stationary_positions(
+        stationary,
+        ports,
+        min_stops=config.min_stops,
+        resolution=config.resolution,
+        max_port_distance_m=config.max_port_distance_m,
+    )
     frame = merge_anchorages(from_ports, from_positions)
     metadata = {
         "source": f"{SCHEMA}.ports (active ports, H3 resolution {config.resolution}, "
-        f"k-ring {config.ring_k})",
+        f"k-ring {config.ring_k}) and positions.positions (stops of the last "
+        f"{config.positions_lookback_days} days)",
         "ports_covered": int(frame["port_locode"].nunique()),
         "cells_from_ports": len(from_ports),
         "cells_from_positions": len(from_positions),

@@ -514,3 +514,37 @@ def test_species_from_a_file_the_user_points_at(
     assert result.success
     assert table(warehouse, "species", ["species_code"])["species_code"].tolist() == ["COD", "HKE"]
     assert meta(result, "species")["source"] == str(path)
+
+
+def test_anchorages_add_cells_where_vessels_stop_near_a_port(
+    warehouse: WarehouseResource, instance: DagsterInstance
+) -> None:
+    """The hook of the positions domain: cells with stops of several vessels on several days,
+    near a port but outside its rings, become anchorages (source 'positions'); a stop far out at
+    sea does not."""
+    from datetime import UTC, datetime, timedelta
+
+    from platform_assets.positions import naf, store
+    from tests.integration.positions_helpers import Fix
+
+    near_lorient = (47.7347 + 0.018, -3.3614)  # ~2 km north of FRLRT: not one of its ring cells
+    at_sea = (46.0, -6.0)
+    day = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)
+    fixes = [
+        Fix(f"FRA00000{v}", None, None, day - timedelta(days=d, minutes=m), *where, speed=0.0)
+        for v in range(3)
+        for d in range(2)
+        for m, where in ((0, near_lorient), (30, near_lorient), (60, at_sea))
+    ]
+    frame, errors = naf.parse_lines([f.naf() for f in fixes])
+    assert not errors
+    with warehouse.adbc() as conn:
+        store.load_positions(conn, frame, store.read_anchorages(conn))
+        conn.commit()
+
+    assert refresh(instance, warehouse, [ports, anchorages]).success
+    stored = table(warehouse, "anchorages", ["h3"])
+    from_positions = stored[stored["source"] == "positions"]
+    assert len(from_positions) == 1
+    assert from_positions["port_locode"].tolist() == ["FRLRT"]
+    assert from_positions["distance_m"].iloc[0] < 5_000
