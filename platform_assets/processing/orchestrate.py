@@ -31,6 +31,7 @@ the new plan commits.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -381,7 +382,9 @@ def _plan_and_store(
         if t.status in ERROR_STATUSES or t.planned_end is None:
             end = routine.duration_s  # it runs again from the start
         else:
-            end = max(_seconds(t.planned_end - now), settings.overrun_s)
+            # rounded up: a successor planned at this end never starts before the running task's
+            # planned end (truncating let it start up to a second early)
+            end = max(math.ceil((t.planned_end - now).total_seconds()), settings.overrun_s)
         busy[t.virtual_machine_id].append(
             BusySlot(
                 0, end, Resources(routine.cpu, routine.ram_mb, routine.storage_gb), _task_key(t.id)

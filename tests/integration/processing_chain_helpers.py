@@ -104,11 +104,20 @@ def assert_within_capacity(warehouse: WarehouseResource) -> None:
             for used, cap in zip(load, capacity[vm], strict=True):
                 assert used <= cap + 1e-6, f"{vm} over capacity: {load} > {capacity[vm]}"
     by_id = {t["id"]: t for t in tasks(warehouse)}
+    # a processed predecessor ended when its status says so (its product exists), whatever its
+    # planned end was: its successor may start from then on
+    processed_at = dict(
+        sql(
+            warehouse,
+            "SELECT task_id, at FROM processing.task_last_status WHERE status = 'processed'",
+        )
+    )
     for task in by_id.values():
         before = by_id.get(task["preceding"])
         if before is None or task["start"] is None or before["end"] is None:
             continue
-        assert task["start"] >= before["end"], f"task {task['id']} starts before its predecessor"
+        ended = min(before["end"], processed_at.get(before["id"], before["end"]))
+        assert task["start"] >= ended, f"task {task['id']} starts before its predecessor"
 
 
 def poll_until(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.05) -> T:

@@ -113,7 +113,7 @@ def test_two_deliveries_through_the_assets(warehouse: WarehouseResource) -> None
 
 
 def test_demo_hooks_on_the_default_fixture_locations(warehouse, tmp_path, monkeypatch) -> None:
-    from platform_assets.samples.pois import demo
+    from platform_assets.demo import pois as demo
 
     monkeypatch.setenv("FISHNET_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("POI_EVENTS_URL", raising=False)
