@@ -651,3 +651,35 @@ def test_tasks_that_exclude_each_other_run_in_full_lanes() -> None:
     check_plan(p, tasks, [BIG], [], limits)
     assert len(p.new_vms) == lower_bound(tasks, BIG, limits) == 46
     assert plan(list(reversed(tasks)), [BIG], [], limits) == p
+
+
+def test_ejection_lifts_only_the_placed_members_of_a_partly_placed_unit() -> None:
+    """Found by hypothesis: a same-VM unit whose branches overload one VM keeps what fits; the
+    ejection step then tried to lift its unplaced member and crashed."""
+    rows = [
+        ("t00", 0.5, 51.0, 40, None, 43),
+        ("t01", 0.5, 0.0, 34, "t00", 0),
+        ("t02", 0.5, 51.0, 74, None, 0),
+        ("t03", 0.5, 0.0, 1, None, 0),
+        ("t04", 0.5, 0.0, 1, None, 0),
+        ("t05", 0.5, 50.0, 44, None, 0),
+        ("t06", 8.0, 0.0, 1, "t00", 0),
+        ("t07", 0.5, 0.0, 1, None, 0),
+    ]
+    tasks = [
+        TaskRequest(
+            key=key,
+            cpu=cpu,
+            ram_mb=256,
+            storage_gb=storage,
+            duration_s=duration,
+            preceding=before,
+            same_vm_as_preceding=before is not None,
+            earliest_start_s=earliest,
+        )
+        for key, cpu, storage, duration, before, earliest in rows
+    ]
+    existing = [ExistingVm("vm0", SMALL, ())]
+    result = plan(tasks, [SMALL], existing, Limits(max_vms=3, horizon_s=117))
+    placed = {a.task_key for a in result.assignments}
+    assert placed | {u.task_key for u in result.unplaced} == {t.key for t in tasks}

@@ -236,7 +236,10 @@ class _Schedule(_Constructions):
             for key, h in units[:_EJECT_UNITS]:
                 if fits or area - key[0] >= max_area or (best and area - key[0] >= best[0][0]):
                     break
-                saved.extend((m, self.take(m)) for m in prob.members[h])
+                # a unit may be partly placed (a same-VM unit keeps what fits): lift what is
+                saved.extend(
+                    (m, self.take(m)) for m in prob.members[h] if self.where[m] is not None
+                )
                 lifted.append(h)
                 area -= key[0]
                 fits = self.try_on(u, members)
