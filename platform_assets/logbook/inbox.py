@@ -3,69 +3,35 @@
 from __future__ import annotations
 
 import bz2
-import functools
-import hashlib
 import io
 import lzma
 import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from platform_assets.logbook.load import RawMessage
+from platform_assets.ops.inbox_files import (  # noqa: F401 - re-exported for callers
+    InboxFile,
+    file_sha256,
+    inbox_file_at,
+    list_files,
+    takes,
+)
 
 SUFFIXES = (".zip", ".xml")
 
 
-@dataclass(frozen=True)
-class InboxFile:
-    """A file waiting in the inbox, identified by its content hash."""
-
-    path: Path
-    sha256: str
-    size: int
-
-    @property
-    def run_key(self) -> str:
-        """One run per file content: a renamed copy is the same work, a new version is not."""
-        return f"{self.path.name}:{self.sha256[:16]}"
-
-
-def file_sha256(path: Path) -> str:
-    """Hash of a file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=65536)
-def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """``file_sha256`` remembered per (path, size, mtime): the sensor lists the inbox every tick
-    and must not re-read every file it already hashed."""
-    return file_sha256(Path(path))
-
-
 def is_inbox_file(path: Path) -> bool:
     """A file the inbox takes: zip or XML, not hidden (partial uploads are dot-files)."""
-    return path.is_file() and path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
-
-
-def inbox_file_at(path: Path) -> InboxFile:
-    """``path`` with its content hash and size."""
-    stat = path.stat()
-    return InboxFile(path, _content_sha256(str(path), stat.st_size, stat.st_mtime_ns), stat.st_size)
+    return takes(path, SUFFIXES)
 
 
 def list_inbox(directory: Path) -> list[InboxFile]:
     """Inbox files in name order (hidden and partial uploads ignored)."""
-    if not directory.is_dir():
-        return []
-    return [inbox_file_at(p) for p in sorted(directory.iterdir()) if is_inbox_file(p)]
+    return list_files(directory, SUFFIXES)
 
 
 # One message (a plain file or an archive member) is refused beyond this size, and a member

@@ -9,19 +9,20 @@ import pytest
 
 from platform_assets.logbook import inbox
 from platform_assets.logbook.assets import _requested_files
+from platform_assets.ops import inbox_files
 
 
 @pytest.fixture
 def hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every file whose bytes get hashed."""
     read: list[Path] = []
-    real = inbox.file_sha256
+    real = inbox_files.file_sha256
 
     def counting(path: Path) -> str:
         read.append(path)
         return real(path)
 
-    monkeypatch.setattr(inbox, "file_sha256", counting)
+    monkeypatch.setattr(inbox_files, "file_sha256", counting)
     return read
 
 
