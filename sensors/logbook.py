@@ -3,18 +3,16 @@
 from dagster import (
     DefaultSensorStatus,
     RunConfig,
-    RunRequest,
     SensorEvaluationContext,
-    SkipReason,
     sensor,
 )
 
 from platform_assets.logbook.assets import DOMAIN, LogbookIngestConfig
 from platform_assets.logbook.inbox import list_inbox
 from platform_assets.logbook.jobs import logbook_ingest_job
-from platform_assets.ops.catalog import ingested_hashes
 from resources.inboxes import LogbookInboxResource
 from resources.warehouse import WarehouseResource
+from sensors.inboxes import new_file_requests
 
 
 @sensor(
@@ -30,24 +28,13 @@ def logbook_inbox_sensor(
 ):
     """Files already in the ingestion catalog are skipped; run keys stop a file running twice."""
     inbox = logbook_inbox.path()
-    files = list_inbox(inbox)
-    if not files:
-        return SkipReason(f"no file in {inbox}")
-    with warehouse.connect() as conn:
-        done = ingested_hashes(conn, DOMAIN, [f.sha256 for f in files])
-    new = [f for f in files if f.sha256 not in done]
-    if not new:
-        return SkipReason(f"{len(files)} file(s) in {inbox}, all ingested")
-    return [
-        RunRequest(
-            run_key=f.run_key,
-            run_config=RunConfig(
-                ops={"logbook_messages": LogbookIngestConfig(files=[str(f.path)])}
-            ),
-            tags={"fishnet/file": f.path.name},
-        )
-        for f in new
-    ]
+    return new_file_requests(
+        inbox,
+        list_inbox(inbox),
+        warehouse,
+        DOMAIN,
+        lambda f: RunConfig(ops={"logbook_messages": LogbookIngestConfig(files=[str(f.path)])}),
+    )
 
 
 LOGBOOK_SENSORS = [logbook_inbox_sensor]
