@@ -13,11 +13,12 @@ its answer would depend on machine load. The stages, one module each:
 1. ``preprocessing``: validation, chain windows, reasons for what no plan can place; times are
    divided by their greatest common divisor and tasks numbered by content, not by key;
 2. ``constructions`` (over ``profiles`` and ``schedule``): serial first fit, "edge", "fill",
-   "lanes" (VM patterns / a configuration LP for catalogues of identical tasks: not yet);
+   "lanes";
 3. ``portfolio``: orders x constructions under a deterministic work budget, first fit as floor;
 4. ``improvement``: emptying new VMs by re-insertion and ejection chains;
 5. ``exact``: CP-SAT for small single-flavour inputs (ortools imported only there);
-   ``bounds``: the lower bound.
+   ``bounds``: the lower bound, with ``patterns`` (a configuration LP over VM patterns, by
+   column generation with GLOP) for routine catalogues of a few distinct task shapes.
 
 Invariance: no clock, hash() or randomness is used. Tasks are numbered by their content and
 chain structure (profile, window, successors), keys only order identical tasks, so the same
