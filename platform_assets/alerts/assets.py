@@ -1,13 +1,21 @@
 """Dagster face of the alerts: one asset per family, all writing `alerts.pending_alerts`, and a
-summary asset listing what is pending."""
+summary asset listing what is pending.
 
+The alert families share one shape (resolve the evaluation instant, run the family, report its
+counts), built by `_family_asset`; the heavy modules (store, run and the pure modules: pandas,
+numpy, shapely, psycopg, pyarrow) are imported inside the asset bodies so that loading the
+definitions stays cheap.
+"""
+
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -15,20 +23,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from platform_assets.alerts import store
-from platform_assets.alerts.beacons import BeaconSettings
-from platform_assets.alerts.missing_declarations import MissingDepSettings, MissingFarSettings
-from platform_assets.alerts.run import (
-    FamilyResult,
-    run_beacons,
-    run_missing_dep,
-    run_missing_far,
-    run_position_alerts,
-)
-from platform_assets.alerts.zones import read_zones_file
 from platform_assets.table_metadata import row_count, table_metadata
 from resources.settings import setting, setting_number
 from resources.warehouse import WarehouseResource, fetch_one
+
+if TYPE_CHECKING:
+    from platform_assets.alerts.run import FamilyResult
 
 GROUP = "alerts"
 KINDS = {"postgres", "pandas", "shapely"}
@@ -116,7 +116,9 @@ def _number(name: str) -> float:
     return value
 
 
-def _result(context: AssetExecutionContext, result: FamilyResult, now: datetime) -> dict[str, Any]:
+def _result(
+    context: AssetExecutionContext, result: "FamilyResult", now: datetime
+) -> dict[str, Any]:
     for error in result.errors:
         context.log.warning(error)
     context.log.info(
@@ -143,6 +145,9 @@ def _result(context: AssetExecutionContext, result: FamilyResult, now: datetime)
 )
 def zones(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """Load every *.geojson of the zones folder (replacing zones of the same name)."""
+    from platform_assets.alerts import store
+    from platform_assets.alerts.zones import read_zones_file
+
     folder = Path(setting("ALERTS_ZONES_DIR") or SAMPLE_ZONES_DIR)
     loaded = [z for path in sorted(folder.glob("*.geojson")) for z in read_zones_file(path)]
     with warehouse.connect() as conn:
@@ -158,114 +163,144 @@ def zones(context: AssetExecutionContext, warehouse: WarehouseResource) -> Mater
     )
 
 
-@asset(
-    key=POSITION_ALERTS,
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=[POSITIONS, ZONES, VESSELS, LOGBOOK],
-    description="POSITION_ALERT rows of alerts.pending_alerts: vessels with a position in the "
-    "window of an active specification (alerts.position_alert_specifications) that passes "
-    "every filter.",
-    metadata=table_metadata("alerts.pending_alerts", PENDING_COLUMNS, alert_type="POSITION_ALERT"),
-)
-def position_alerts(
-    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
-) -> MaterializeResult:
+FamilyRun = Callable[[WarehouseResource, datetime], tuple["FamilyResult", dict[str, Any]]]
+"""Runs one alert family as of an instant; returns its result and extra metadata."""
+
+
+def _family_asset(
+    key: AssetKey,
+    *,
+    deps: list[AssetKey],
+    description: str,
+    metadata: dict[str, Any],
+    run: FamilyRun,
+) -> AssetsDefinition:
+    """The asset of an alert family: resolve the evaluation instant, run, report the counts."""
+
+    @asset(
+        key=key,
+        group_name=GROUP,
+        kinds=KINDS,
+        deps=deps,
+        description=description,
+        metadata=metadata,
+    )
+    def _family(
+        context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
+    ) -> MaterializeResult:
+        now = resolve_as_of(warehouse, config.as_of)
+        result, extra = run(warehouse, now)
+        return MaterializeResult(metadata={**_result(context, result, now), **extra})
+
+    return _family
+
+
+def _run_position_alerts(
+    warehouse: WarehouseResource, now: datetime
+) -> tuple["FamilyResult", dict[str, Any]]:
     """Evaluate the specifications and reconcile their alerts."""
-    now = resolve_as_of(warehouse, config.as_of)
+    from platform_assets.alerts.run import run_position_alerts
+
     with warehouse.connect() as conn, warehouse.adbc() as adbc:
         result = run_position_alerts(conn, adbc, now)
         conn.commit()
-    return MaterializeResult(metadata=_result(context, result, now))
+    return result, {}
 
 
-def _far_settings() -> MissingFarSettings:
-    return MissingFarSettings(
+def _run_missing_far(
+    warehouse: WarehouseResource, now: datetime
+) -> tuple["FamilyResult", dict[str, Any]]:
+    """Judge the last finished days."""
+    from platform_assets.alerts.missing_declarations import MissingFarSettings
+    from platform_assets.alerts.run import run_missing_far
+
+    settings = MissingFarSettings(
         min_fishing_positions=int(_number("ALERTS_MISSING_FAR_MIN_FISHING_POSITIONS")),
         grace_hours=_number("ALERTS_MISSING_FAR_GRACE_HOURS"),
         lookback_days=int(_number("ALERTS_MISSING_FAR_LOOKBACK_DAYS")),
     )
+    with warehouse.connect() as conn, warehouse.adbc() as adbc:
+        result = run_missing_far(conn, adbc, now, settings)
+        conn.commit()
+    return result, {}
 
 
-def _dep_settings() -> MissingDepSettings:
-    return MissingDepSettings(
+def _run_missing_dep(
+    warehouse: WarehouseResource, now: datetime
+) -> tuple["FamilyResult", dict[str, Any]]:
+    """Judge the recent departures."""
+    from platform_assets.alerts.missing_declarations import MissingDepSettings
+    from platform_assets.alerts.run import run_missing_dep
+
+    settings = MissingDepSettings(
         tolerance_hours=_number("ALERTS_MISSING_DEP_TOLERANCE_HOURS"),
         lookback_hours=_number("ALERTS_MISSING_DEP_LOOKBACK_HOURS"),
         min_sea_positions=int(_number("ALERTS_MISSING_DEP_MIN_SEA_POSITIONS")),
     )
+    with warehouse.connect() as conn, warehouse.adbc() as adbc:
+        result = run_missing_dep(conn, adbc, now, settings)
+        conn.commit()
+    return result, {}
 
 
-def _beacon_settings() -> BeaconSettings:
-    return BeaconSettings(
+def _run_beacons(
+    warehouse: WarehouseResource, now: datetime
+) -> tuple["FamilyResult", dict[str, Any]]:
+    """Open, move and resolve malfunctions from the last positions."""
+    from platform_assets.alerts.beacons import BeaconSettings
+    from platform_assets.alerts.run import run_beacons
+
+    settings = BeaconSettings(
         at_sea_multiple=_number("ALERTS_BEACON_AT_SEA_MULTIPLE"),
         at_port_multiple=_number("ALERTS_BEACON_AT_PORT_MULTIPLE"),
         default_period_minutes=_number("ALERTS_BEACON_DEFAULT_PERIOD_MINUTES"),
     )
-
-
-@asset(
-    key=MISSING_FAR_ALERTS,
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=[POSITIONS, LOGBOOK],
-    description="MISSING_FAR rows of alerts.pending_alerts: fishing at sea on a day without a "
-    "fishing-activity report (ALERTS_MISSING_FAR_* settings).",
-    metadata=table_metadata("alerts.pending_alerts", PENDING_COLUMNS, alert_type="MISSING_FAR"),
-)
-def missing_far_alerts(
-    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
-) -> MaterializeResult:
-    """Judge the last finished days."""
-    now = resolve_as_of(warehouse, config.as_of)
-    with warehouse.connect() as conn, warehouse.adbc() as adbc:
-        result = run_missing_far(conn, adbc, now, _far_settings())
-        conn.commit()
-    return MaterializeResult(metadata=_result(context, result, now))
-
-
-@asset(
-    key=MISSING_DEP_ALERTS,
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=[POSITIONS, LOGBOOK],
-    description="MISSING_DEP rows of alerts.pending_alerts: departures from port without a "
-    "DEP within the tolerance (ALERTS_MISSING_DEP_* settings).",
-    metadata=table_metadata("alerts.pending_alerts", PENDING_COLUMNS, alert_type="MISSING_DEP"),
-)
-def missing_dep_alerts(
-    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
-) -> MaterializeResult:
-    """Judge the recent departures."""
-    now = resolve_as_of(warehouse, config.as_of)
-    with warehouse.connect() as conn, warehouse.adbc() as adbc:
-        result = run_missing_dep(conn, adbc, now, _dep_settings())
-        conn.commit()
-    return MaterializeResult(metadata=_result(context, result, now))
-
-
-@asset(
-    key=BEACON_MALFUNCTIONS,
-    group_name=GROUP,
-    kinds=KINDS,
-    deps=[LAST_POSITIONS],
-    description="Silent beacons: malfunction episodes (detected -> at sea / at port -> "
-    "resolved) and their SILENT_BEACON rows of alerts.pending_alerts.",
-    metadata=table_metadata("alerts.beacon_malfunctions", BEACON_COLUMNS),
-)
-def beacon_malfunctions(
-    context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
-) -> MaterializeResult:
-    """Open, move and resolve malfunctions from the last positions."""
-    now = resolve_as_of(warehouse, config.as_of)
     with warehouse.connect() as conn:
-        result = run_beacons(conn, now, _beacon_settings())
+        result = run_beacons(conn, now, settings)
         (open_count,) = fetch_one(
             conn, "SELECT count(*) FROM alerts.beacon_malfunctions WHERE resolved_at IS NULL"
         )
         conn.commit()
-    metadata = _result(context, result, now)
-    metadata["open_malfunctions"] = open_count
-    return MaterializeResult(metadata=metadata)
+    return result, {"open_malfunctions": open_count}
+
+
+def _pending_rows(alert_type: str) -> dict[str, Any]:
+    return table_metadata("alerts.pending_alerts", PENDING_COLUMNS, alert_type=alert_type)
+
+
+position_alerts = _family_asset(
+    POSITION_ALERTS,
+    deps=[POSITIONS, ZONES, VESSELS, LOGBOOK],
+    description="POSITION_ALERT rows of alerts.pending_alerts: vessels with a position in the "
+    "window of an active specification (alerts.position_alert_specifications) that passes "
+    "every filter.",
+    metadata=_pending_rows("POSITION_ALERT"),
+    run=_run_position_alerts,
+)
+missing_far_alerts = _family_asset(
+    MISSING_FAR_ALERTS,
+    deps=[POSITIONS, LOGBOOK],
+    description="MISSING_FAR rows of alerts.pending_alerts: fishing at sea on a day without a "
+    "fishing-activity report (ALERTS_MISSING_FAR_* settings).",
+    metadata=_pending_rows("MISSING_FAR"),
+    run=_run_missing_far,
+)
+missing_dep_alerts = _family_asset(
+    MISSING_DEP_ALERTS,
+    deps=[POSITIONS, LOGBOOK],
+    description="MISSING_DEP rows of alerts.pending_alerts: departures from port without a "
+    "DEP within the tolerance (ALERTS_MISSING_DEP_* settings).",
+    metadata=_pending_rows("MISSING_DEP"),
+    run=_run_missing_dep,
+)
+beacon_malfunctions = _family_asset(
+    BEACON_MALFUNCTIONS,
+    deps=[LAST_POSITIONS],
+    description="Silent beacons: malfunction episodes (detected -> at sea / at port -> "
+    "resolved) and their SILENT_BEACON rows of alerts.pending_alerts.",
+    metadata=table_metadata("alerts.beacon_malfunctions", BEACON_COLUMNS),
+    run=_run_beacons,
+)
 
 
 @asset(
@@ -281,6 +316,8 @@ def pending_alerts(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> MaterializeResult:
     """Summarise the pending alerts (the families wrote them)."""
+    from platform_assets.alerts import store
+
     with warehouse.connect() as conn:
         lines = store.pending_summary(conn)
         (pending,) = fetch_one(conn, "SELECT count(*) FROM alerts.current_pending_alerts")

@@ -2,7 +2,6 @@
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
-from platform_assets.alerts import store
 from platform_assets.alerts.assets import PENDING_ALERTS, POSITION_ALERTS
 from resources.warehouse import WarehouseResource, fetch_one
 
@@ -14,6 +13,8 @@ from resources.warehouse import WarehouseResource, fetch_one
 )
 def specifications_are_usable(warehouse: WarehouseResource) -> AssetCheckResult:
     """Validate every stored specification and its zone names."""
+    from platform_assets.alerts import store  # pandas, psycopg: not at definitions load
+
     with warehouse.connect() as conn:
         specs, errors = store.read_specifications(conn)
         known = {name for (name,) in conn.execute("SELECT name FROM alerts.zones").fetchall()}

@@ -1,9 +1,12 @@
 """Position alerts: which vessels have a position in the analysis window that passes every filter
 of a specification.
 
-Works on arrays: the cheap filters (window, fishing, flag, vessel, schedule) run first for every
-specification; point-in-polygon then runs once, on the union of the surviving positions, against
-the zones any specification names; each specification finally reads its zones from those pairs.
+Works on columns (numpy arrays taken from the Arrow read, no per-position Python objects):
+strings (identifiers, flag states) are dictionary-encoded once, so each filter of each
+specification is a lookup table indexed by a code; point-in-polygon runs once, on the union of
+the surviving positions, against every zone some specification names (and the bathymetry bands);
+each specification then reads its zones from per-position bit sets (one bit per specification and
+zone layer) instead of re-scanning the (position, zone) pairs.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from platform_assets.alerts.pending import POSITION_ALERT, ProducedAlert, capped, vessel_key
 from platform_assets.alerts.specifications import PositionAlertSpecification, Schedule
-from platform_assets.alerts.zones import ZoneIndex
+from platform_assets.alerts.zones import Membership, ZoneIndex
 
 POSITION_COLUMNS = (
     "id",
@@ -35,6 +40,8 @@ POSITION_COLUMNS = (
 """Columns of enriched positions the position alerts read."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IDS = ("internal_reference_number", "ircs", "external_reference_number")
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 VESSEL_CONTEXT_COLUMNS = ("vessel_id", "district_code", "gears", "species")
 """Per vessel key: register id and district, gears on board [(gear, mesh)], species on board."""
@@ -51,24 +58,125 @@ class Vessels:
     """The frame's rows as dicts (row i = code i), for the per-alert loop."""
 
 
-def distinct_vessels(positions: pd.DataFrame) -> Vessels:
+@dataclass
+class PositionArrays:
+    """The columns of a positions window that the evaluation uses, as numpy arrays."""
+
+    ids: np.ndarray
+    times_ns: np.ndarray
+    """int64 nanoseconds since the epoch (UTC)."""
+    fishing: np.ndarray
+    """bool; an unknown `is_fishing` is False."""
+    flag_codes: np.ndarray
+    """Index into `flag_values` (-1 = no flag state)."""
+    flag_values: np.ndarray
+    longitude: np.ndarray
+    latitude: np.ndarray
+    vessels: Vessels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def position_arrays(positions: pa.Table | pd.DataFrame) -> PositionArrays:
+    """The columns of `POSITION_COLUMNS` (an Arrow table as the store reads it, or a DataFrame)
+    as arrays, with vessels grouped by the identifier triple (CFR, IRCS, external marking)."""
+    table = (
+        positions
+        if isinstance(positions, pa.Table)
+        else pa.Table.from_pandas(positions[list(POSITION_COLUMNS)], preserve_index=False)
+    )
+    flag_codes, flag_values = _encode(table["flag_state"])
+    times = table["datetime_utc"]
+    if pa.types.is_timestamp(times.type):
+        unit = _NS_PER_UNIT[times.type.unit]
+        times_ns = _numpy(times.cast(pa.int64())).astype(np.int64) * unit
+    else:  # an all-null or object column from an empty frame
+        times_ns = np.zeros(len(table), np.int64)
+    return PositionArrays(
+        ids=_numpy(table["id"]),
+        times_ns=times_ns,
+        fishing=_numpy(pc.fill_null(table["is_fishing"].cast(pa.bool_()), False)).astype(bool),
+        flag_codes=flag_codes,
+        flag_values=flag_values,
+        longitude=_numpy(table["longitude"].cast(pa.float64())),
+        latitude=_numpy(table["latitude"].cast(pa.float64())),
+        vessels=distinct_vessels(table),
+    )
+
+
+def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False))
+
+
+def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Dictionary codes (-1 for null) and the distinct values of a string column."""
+    column = column.cast(pa.string())
+    encoded = column.combine_chunks().dictionary_encode() if len(column) else None
+    if encoded is None:
+        return np.empty(0, np.int64), np.empty(0, dtype=object)
+    codes = _numpy(pc.fill_null(encoded.indices, -1)).astype(np.int64)
+    return codes, np.array(encoded.dictionary.to_pylist(), dtype=object)
+
+
+def distinct_vessels(table: pa.Table) -> Vessels:
     """Group positions by the identifier triple (CFR, IRCS, external marking) and name each group
-    by its vessel key."""
-    ids = ["internal_reference_number", "ircs", "external_reference_number"]
-    grouped = positions.groupby(ids, dropna=False, sort=False)
-    codes = grouped.ngroup().to_numpy()
-    first = positions[[*ids, "vessel_name", "flag_state"]].groupby(codes, sort=True).first()
-    first["key"] = [
+    by its vessel key; a group's name and flag are its first non-null ones."""
+    key = np.zeros(len(table), np.int64)
+    values: dict[str, np.ndarray] = {}
+    id_codes: dict[str, np.ndarray] = {}
+    for name in _IDS:
+        id_codes[name], values[name] = _encode(table[name])
+        width = len(values[name]) + 1
+        if int(key.max(initial=0)) >= (1 << 62) // width:  # keep the combined key in int64
+            key = pd.factorize(key)[0].astype(np.int64)
+        key = key * width + id_codes[name] + 1
+    codes, _ = pd.factorize(key)  # vessel codes in order of first appearance
+    codes = codes.astype(np.int64)
+    count = int(codes.max(initial=-1)) + 1
+    # codes appear in increasing order, so a group's first row is where their running max rises
+    rises = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    first = np.flatnonzero(np.r_[True, rises]) if count else np.empty(0, np.int64)
+    columns: dict[str, list[Any]] = {
+        name: [None if c < 0 else values[name][c] for c in id_codes[name][first].tolist()]
+        for name in _IDS
+    }
+    for name in ("vessel_name", "flag_state"):
+        column = table[name].cast(pa.string())
+        present = _numpy(pc.is_valid(column)).astype(bool)
+        at = first.copy()
+        if not present[first].all():  # some group starts without a value: its first non-null
+            later = _first_rows(codes, present, count)
+            at[~present[first]] = later[~present[first]]
+        taken = column.take(pa.array(np.where(at < 0, 0, at))).to_pylist() if count else []
+        columns[name] = [v if a >= 0 else None for v, a in zip(taken, at.tolist(), strict=True)]
+    columns["key"] = [
         vessel_key(c, i, e)
         for c, i, e in zip(
-            first["internal_reference_number"],
-            first["ircs"],
-            first["external_reference_number"],
+            columns["internal_reference_number"],
+            columns["ircs"],
+            columns["external_reference_number"],
             strict=True,
         )
     ]
-    rows = [{k: _none(v) for k, v in row.items()} for row in first.to_dict("records")]
-    return Vessels(codes, first, rows)
+    frame = pd.DataFrame(
+        columns, columns=[*_IDS, "vessel_name", "flag_state", "key"], index=range(count)
+    )
+    names = list(frame.columns)
+    rows = [
+        dict(zip(names, row, strict=True)) for row in zip(*(columns[n] for n in names), strict=True)
+    ]
+    return Vessels(codes, frame, rows)
+
+
+def _first_rows(codes: np.ndarray, where: np.ndarray, count: int) -> np.ndarray:
+    """Per code, the first row where `where` holds (-1 when none)."""
+    n = len(codes)
+    first = np.full(count, n, np.int64)
+    rows = np.flatnonzero(where)
+    np.minimum.at(first, codes[rows], rows)
+    first[first == n] = -1
+    return first
 
 
 def _none(value: Any) -> Any:
@@ -78,26 +186,20 @@ def _none(value: Any) -> Any:
 def resolve_context(vessels: pd.DataFrame, context: pd.DataFrame) -> pd.DataFrame:
     """The vessel context row of each distinct vessel, looked up by CFR, then call sign, then
     external marking (the register or logbook may know a vessel by another identifier)."""
-    rows: list[dict[str, Any]] = []
-    for row in vessels.itertuples():
-        found: dict[str, Any] = {
-            "vessel_id": None,
-            "district_code": None,
-            "gears": [],
-            "species": [],
-        }
-        for prefix, value in (
-            ("CFR", row.internal_reference_number),
-            ("IRCS", row.ircs),
-            ("EXT", row.external_reference_number),
+    columns = list(VESSEL_CONTEXT_COLUMNS)
+    found = np.full(len(vessels), -1, np.int64)
+    if len(context):
+        for prefix, column in (
+            ("CFR", "internal_reference_number"),
+            ("IRCS", "ircs"),
+            ("EXT", "external_reference_number"),
         ):
-            value = _none(value)
-            key = f"{prefix}:{value}" if value else None
-            if key is not None and key in context.index:
-                found = context.loc[key].to_dict()
-                break
-        rows.append(found)
-    return pd.DataFrame(rows, index=vessels.index, columns=list(VESSEL_CONTEXT_COLUMNS))
+            keys = [f"{prefix}:{v}" if _none(v) else "" for v in vessels[column]]
+            at = context.index.get_indexer(keys)
+            found = np.where(found < 0, at, found)
+    rows = context[columns].to_numpy(dtype=object)
+    out = [rows[i].tolist() if i >= 0 else [None, None, [], []] for i in found.tolist()]
+    return pd.DataFrame(out, index=vessels.index, columns=columns)
 
 
 def vessel_context(register: pd.DataFrame, reports: pd.DataFrame, now: datetime) -> pd.DataFrame:
@@ -254,103 +356,186 @@ class EvaluationStats:
 
 def evaluate_specifications(
     specs: Sequence[PositionAlertSpecification],
-    positions: pd.DataFrame,
+    positions: pa.Table | pd.DataFrame | PositionArrays,
     context: pd.DataFrame,
     zones: ZoneIndex,
     now: datetime,
 ) -> tuple[list[ProducedAlert], EvaluationStats]:
     """One alert per (active specification, vessel) with a matching position in the window.
 
-    `positions` has `POSITION_COLUMNS` (datetime_utc tz-aware UTC); `context` is indexed by
-    identifier key as `vessel_context` returns it. The episode starts on the UTC day of the first
-    matching position.
+    `positions` has `POSITION_COLUMNS` (an Arrow table, or a DataFrame with datetime_utc
+    tz-aware UTC); `context` is indexed by identifier key as `vessel_context` returns it. The
+    episode starts on the UTC day of the first matching position.
     """
+    if not isinstance(positions, PositionArrays):
+        positions = position_arrays(positions)
     stats = EvaluationStats(positions=len(positions))
     active = [s for s in specs if s.is_active]
-    if not active or positions.empty:
+    if not active or len(positions) == 0:
         return [], stats
-    vessels = distinct_vessels(positions)
-    stats.vessels = len(vessels.frame)
-    resolved = resolve_context(vessels.frame, context)
-    times_ns = _ns(positions["datetime_utc"])
-    fishing = positions["is_fishing"].fillna(False).to_numpy(dtype=bool)
-    flag_codes, flag_values = pd.factorize(positions["flag_state"])
-    now_ns = pd.Timestamp(now).value
-
-    masks: list[np.ndarray] = []
-    for spec in active:
-        start_ns = now_ns - int(spec.track_analysis_depth_hours * 3600e9)
-        mask = (times_ns > start_ns) & (times_ns <= now_ns)
-        if spec.only_fishing_positions:
-            mask &= fishing
-        if spec.flag_states:
-            wanted = np.flatnonzero(np.isin(flag_values.to_numpy(dtype=object), spec.flag_states))
-            mask &= np.isin(flag_codes, wanted)
-        if spec.uses_vessel_context:
-            allowed = np.flatnonzero(vessel_filter(spec, resolved))
-            mask &= np.isin(vessels.codes, allowed)
-        if not spec.schedule.is_always:
-            idx = np.flatnonzero(mask)
-            times = pd.DatetimeIndex(pd.to_datetime(times_ns[idx], utc=True))
-            mask[idx] = schedule_mask(spec.schedule, times)
-        masks.append(mask)
-
-    # point-in-polygon once, for every position some geometric specification still considers
+    vessels = positions.vessels
+    stats.vessels = len(vessels.rows)
+    resolved = (
+        resolve_context(vessels.frame, context)
+        if any(s.uses_vessel_context for s in active)
+        else None
+    )
+    masks = [_plain_mask(spec, positions, resolved, now) for spec in active]
     geometric = [i for i, s in enumerate(active) if s.uses_geometry]
-    pair_position = pair_zone = np.empty(0, np.int64)
-    depth = np.full(0, np.nan)
-    if geometric:
-        candidates = np.flatnonzero(np.logical_or.reduce([masks[i] for i in geometric]))
-        stats.geometry_candidates = len(candidates)
-        lon = positions["longitude"].to_numpy(dtype=float)[candidates]
-        lat = positions["latitude"].to_numpy(dtype=float)[candidates]
-        named = sorted({n for i in geometric for n in active[i].zones})
-        if named:
-            local, pair_zone = zones.membership(lon, lat, zones.indices(named))
-            pair_position = candidates[local]
-            stats.zone_pairs = len(local)
-        if any(active[i].min_depth_m is not None for i in geometric):
-            depth = np.full(len(positions), np.nan)
-            depth[candidates] = zones.depth(lon, lat)
-
+    located = _apply_geometry(active, masks, geometric, positions, zones, stats)
     alerts: list[ProducedAlert] = []
-    ids = positions["id"].to_numpy()
-    for spec, mask in zip(active, masks, strict=True):
-        matched_zones: dict[int, list[str]] = {}
-        if spec.min_depth_m is not None:
-            mask = mask & (depth >= spec.min_depth_m)
-        if spec.zones:
-            wanted_zones = zones.indices(spec.zones)
-            for layer in sorted({zones.layers[z] for z in wanted_zones}):
-                in_layer = wanted_zones[zones.layers[wanted_zones] == layer]
-                hit = np.isin(pair_zone, in_layer)
-                layer_mask = np.zeros(len(positions), bool)
-                layer_mask[pair_position[hit]] = True
-                mask = mask & layer_mask
-            hit = np.isin(pair_zone, wanted_zones) & mask[pair_position]
-            # the zones each vessel's matching positions were in (evidence), vectorised
-            width = max(len(zones), 1)
-            combined = np.unique(vessels.codes[pair_position[hit]] * width + pair_zone[hit])
-            for code, zone in zip(combined // width, combined % width, strict=True):
-                matched_zones.setdefault(int(code), []).append(str(zones.names[zone]))
-        alerts.extend(_spec_alerts(spec, mask, vessels, ids, times_ns, matched_zones))
+    evidence = _zone_evidence(active, masks, positions, zones, located)
+    for spec, mask, matched_zones in zip(active, masks, evidence, strict=True):
+        alerts.extend(_spec_alerts(spec, mask, positions, matched_zones))
     return alerts, stats
 
 
-def _ns(series: pd.Series) -> np.ndarray:
-    """Datetimes as int64 nanoseconds since the epoch (UTC)."""
-    values = pd.DatetimeIndex(pd.to_datetime(series, utc=True))
-    return values.as_unit("ns").asi8
+def _plain_mask(
+    spec: PositionAlertSpecification,
+    positions: PositionArrays,
+    resolved: pd.DataFrame | None,
+    now: datetime,
+) -> np.ndarray:
+    """The positions passing a specification's filters that need no geometry: window, fishing,
+    flag state, register and logbook, schedule."""
+    times_ns = positions.times_ns
+    now_ns = pd.Timestamp(now).value
+    start_ns = now_ns - int(spec.track_analysis_depth_hours * 3600e9)
+    mask = (times_ns > start_ns) & (times_ns <= now_ns)
+    if spec.only_fishing_positions:
+        mask &= positions.fishing
+    if spec.flag_states:
+        mask &= _lookup(np.isin(positions.flag_values, spec.flag_states), positions.flag_codes)
+    if spec.uses_vessel_context:
+        assert resolved is not None
+        mask &= vessel_filter(spec, resolved)[positions.vessels.codes]
+    if not spec.schedule.is_always:
+        idx = np.flatnonzero(mask)
+        times = pd.DatetimeIndex(times_ns[idx].view("datetime64[ns]")).tz_localize(UTC)
+        mask[idx] = schedule_mask(spec.schedule, times)
+    return mask
+
+
+def _lookup(allowed: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """`allowed[code]` per position, False for code -1 (null)."""
+    table = np.append(np.asarray(allowed, bool), False)  # index -1 reads the trailing False
+    return table[codes]
+
+
+def _apply_geometry(
+    active: list[PositionAlertSpecification],
+    masks: list[np.ndarray],
+    geometric: list[int],
+    positions: PositionArrays,
+    zones: ZoneIndex,
+    stats: EvaluationStats,
+) -> tuple[np.ndarray, Membership | None]:
+    """Narrow the masks of the geometric specifications to positions in their zones (inside
+    one zone of each layer they name) and deep enough, with one point-in-polygon pass; returns
+    the candidate positions and where they are."""
+    n = len(positions)
+    if not geometric:
+        return np.empty(0, np.int64), None
+    candidates = np.flatnonzero(np.logical_or.reduce([masks[i] for i in geometric]))
+    stats.geometry_candidates = len(candidates)
+    wanted = np.zeros(len(zones), bool)
+    for i in geometric:
+        wanted[zones.indices(active[i].zones)] = True
+    with_depth = any(active[i].min_depth_m is not None for i in geometric)
+    if with_depth:
+        wanted |= zones.layers == "bathymetry"
+    where = zones.locate(
+        positions.longitude[candidates], positions.latitude[candidates], np.flatnonzero(wanted)
+    )
+    stats.zone_pairs = where.count()
+    # one bit per (specification, layer): set on a position when it is in one of those zones
+    slots = [
+        (i, in_layer)
+        for i in geometric
+        for in_layer in _zones_by_layer(zones, zones.indices(active[i].zones))
+    ]
+    words = max(1, -(-len(slots) // 64))
+    zone_bits = np.zeros((len(zones), words), np.uint64)
+    needed = np.zeros((len(active), words), np.uint64)
+    for slot, (i, in_layer) in enumerate(slots):
+        bit = np.uint64(1) << np.uint64(slot % 64)
+        zone_bits[in_layer, slot // 64] |= bit
+        needed[i, slot // 64] |= bit
+    cells = int(max(where.cell.max(initial=-1), where.whole_cell.max(initial=-1))) + 2
+    cell = np.where(where.cell >= 0, where.cell, cells - 1)  # the last cell: NaN, in no zone
+    bits = []
+    for word in range(words if slots else 0):
+        per_cell = np.zeros(cells, np.uint64)
+        np.bitwise_or.at(per_cell, where.whole_cell, zone_bits[where.whole_zone, word])
+        column = per_cell[cell]
+        np.bitwise_or.at(column, where.point_position, zone_bits[where.point_zone, word])
+        bits.append(column)
+    depth = None
+    if with_depth:
+        per_cell_depth = np.full(cells, np.nan)
+        deep = zones.layers[where.whole_zone] == "bathymetry"
+        np.fmax.at(per_cell_depth, where.whole_cell[deep], zones.depths[where.whole_zone[deep]])
+        depth = per_cell_depth[cell]
+        deep = zones.layers[where.point_zone] == "bathymetry"
+        np.fmax.at(depth, where.point_position[deep], zones.depths[where.point_zone[deep]])
+    for i in geometric:
+        keep = np.ones(len(candidates), bool)
+        spec = active[i]
+        if spec.min_depth_m is not None:
+            assert depth is not None
+            keep &= depth >= spec.min_depth_m
+        for word, column in enumerate(bits):
+            need = needed[i, word]
+            if need:
+                keep &= (column & need) == need
+        narrowed = np.zeros(n, bool)
+        narrowed[candidates[keep]] = True
+        masks[i] &= narrowed
+    return candidates, where
+
+
+def _zones_by_layer(zones: ZoneIndex, indices: np.ndarray) -> list[np.ndarray]:
+    """A specification's zone indices, one array per layer (ANDed across layers)."""
+    layers = zones.layers[indices]
+    return [indices[layers == layer] for layer in sorted(set(layers.tolist()))]
+
+
+def _zone_evidence(
+    active: list[PositionAlertSpecification],
+    masks: list[np.ndarray],
+    positions: PositionArrays,
+    zones: ZoneIndex,
+    located: tuple[np.ndarray, Membership | None],
+) -> list[dict[int, list[str]]]:
+    """Per specification, the zones (among its own) each vessel's matching positions were in."""
+    out: list[dict[int, list[str]]] = [{} for _ in active]
+    with_zones = [i for i, s in enumerate(active) if s.zones]
+    candidates, where = located
+    if not with_zones or where is None:
+        return out
+    matched = np.logical_or.reduce([masks[i] for i in with_zones])[candidates]
+    local, pair_zone = where.pairs(np.flatnonzero(matched))  # matched positions only
+    pair_position = candidates[local]
+    width = max(len(zones), 1)
+    for i in with_zones:
+        own = np.zeros(len(zones), bool)
+        own[zones.indices(active[i].zones)] = True
+        hit = own[pair_zone] & masks[i][pair_position]
+        combined = np.unique(positions.vessels.codes[pair_position[hit]] * width + pair_zone[hit])
+        for code, zone in zip(
+            (combined // width).tolist(), (combined % width).tolist(), strict=True
+        ):
+            out[i].setdefault(code, []).append(str(zones.names[zone]))
+    return out
 
 
 def _spec_alerts(
     spec: PositionAlertSpecification,
     mask: np.ndarray,
-    vessels: Vessels,
-    ids: np.ndarray,
-    times_ns: np.ndarray,
+    positions: PositionArrays,
     matched_zones: dict[int, list[str]],
 ) -> list[ProducedAlert]:
+    vessels, ids, times_ns = positions.vessels, positions.ids, positions.times_ns
     idx = np.flatnonzero(mask)
     if len(idx) == 0:
         return []

@@ -33,8 +33,10 @@ from platform_assets.alerts.pending import (
     reconcile,
 )
 from platform_assets.alerts.position_alerts import (
+    POSITION_COLUMNS,
     VESSEL_CONTEXT_COLUMNS,
     evaluate_specifications,
+    position_arrays,
     vessel_context,
 )
 from platform_assets.alerts.zones import ZoneIndex
@@ -83,11 +85,14 @@ def run_position_alerts(
         _write(conn, [], scope, now, result)
         return result
     depth = max(s.track_analysis_depth_hours for s in active)
-    positions = store.read_positions(
-        adbc,
-        now - timedelta(hours=depth),
-        now,
-        fishing_only=all(s.only_fishing_positions for s in active),
+    positions = position_arrays(
+        store.read_position_window(
+            adbc,
+            now - timedelta(hours=depth),
+            now,
+            POSITION_COLUMNS,
+            fishing_only=all(s.only_fishing_positions for s in active),
+        )
     )
     result.seconds["read_positions"] = time.perf_counter() - clock
     clock = time.perf_counter()

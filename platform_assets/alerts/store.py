@@ -8,6 +8,7 @@ Tables read from other domains: `positions.positions` (enriched, partitioned by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
 import shapely
 from psycopg.types.json import Jsonb
 
@@ -138,8 +140,17 @@ def insert_specification(conn: psycopg.Connection, spec: PositionAlertSpecificat
 # --- inputs from other domains ----------------------------------------------------------------
 
 POSITION_SELECT = (
-    "id, internal_reference_number, external_reference_number, ircs, vessel_name, flag_state, "
-    "latitude, longitude, datetime_utc, is_fishing, is_at_port"
+    "id",
+    "internal_reference_number",
+    "external_reference_number",
+    "ircs",
+    "vessel_name",
+    "flag_state",
+    "latitude",
+    "longitude",
+    "datetime_utc",
+    "is_fishing",
+    "is_at_port",
 )
 
 
@@ -150,17 +161,28 @@ def read_positions(
 
     The bounds are rendered from datetimes (never user text) so the planner prunes partitions.
     """
-    where = f"datetime_utc > '{start.isoformat()}' AND datetime_utc <= '{end.isoformat()}'"
-    if fishing_only:
-        where += " AND is_fishing"
-    with adbc.cursor() as cur:
-        cur.execute(f"SELECT {POSITION_SELECT} FROM positions.positions WHERE {where}")
-        table = cur.fetch_arrow_table()
+    table = read_position_window(adbc, start, end, POSITION_SELECT, fishing_only)
     frame = table.to_pandas()
     frame["datetime_utc"] = pd.to_datetime(frame["datetime_utc"], utc=True)
     for column in ("is_fishing", "is_at_port"):
         frame[column] = frame[column].astype("boolean")
     return frame
+
+
+def read_position_window(
+    adbc: Any, start: datetime, end: datetime, columns: Sequence[str], fishing_only: bool = False
+) -> pa.Table:
+    """Some columns of the enriched positions with start < datetime_utc <= end, as Arrow (binary
+    COPY out through ADBC, no conversion to Python objects).
+
+    The bounds are rendered from datetimes (never user text) so the planner prunes partitions.
+    """
+    where = f"datetime_utc > '{start.isoformat()}' AND datetime_utc <= '{end.isoformat()}'"
+    if fishing_only:
+        where += " AND is_fishing"
+    with adbc.cursor() as cur:
+        cur.execute(f"SELECT {', '.join(columns)} FROM positions.positions WHERE {where}")
+        return cur.fetch_arrow_table()
 
 
 def read_last_positions(conn: psycopg.Connection) -> pd.DataFrame:
@@ -243,66 +265,84 @@ def read_stored(
     return [StoredAlert(*row) for row in rows]
 
 
-def _alert_values(alert_id: str, alert: ProducedAlert) -> dict[str, Any]:
-    return {
-        "id": alert_id,
-        "alert_type": alert.alert_type,
-        "specification_id": alert.specification_id,
-        "vessel_key": alert.vessel_key,
-        "internal_reference_number": alert.internal_reference_number,
-        "external_reference_number": alert.external_reference_number,
-        "ircs": alert.ircs,
-        "vessel_name": alert.vessel_name,
-        "flag_state": alert.flag_state,
-        "title": alert.title,
-        "episode_start": alert.episode_start,
-        "triggered_at": alert.triggered_at,
-        "evidence": Jsonb(alert.evidence),
-        "details": Jsonb(alert.details),
-    }
+_ALERT_COLUMNS = (
+    "id, alert_type, specification_id, vessel_key, internal_reference_number, "
+    "external_reference_number, ircs, vessel_name, flag_state, title, episode_start, "
+    "triggered_at, evidence, details"
+)
+
+
+def _alert_row(alert_id: str, alert: ProducedAlert) -> tuple[Any, ...]:
+    return (
+        alert_id,
+        alert.alert_type,
+        alert.specification_id,
+        alert.vessel_key,
+        alert.internal_reference_number,
+        alert.external_reference_number,
+        alert.ircs,
+        alert.vessel_name,
+        alert.flag_state,
+        alert.title,
+        alert.episode_start,
+        alert.triggered_at,
+        json.dumps(alert.evidence, default=str),
+        json.dumps(alert.details, default=str),
+    )
 
 
 def apply_plan(conn: psycopg.Connection, plan: Plan, now: datetime) -> dict[str, int]:
-    """Write a reconciliation plan (one statement per kind of change) and its events."""
-    with conn.cursor() as cur:
-        if plan.insert:
-            cur.executemany(
-                """
-                INSERT INTO alerts.pending_alerts (id, alert_type, specification_id, vessel_key,
-                    internal_reference_number, external_reference_number, ircs, vessel_name,
-                    flag_state, title, episode_start, triggered_at, evidence, details,
-                    created_at, last_seen_at)
-                VALUES (%(id)s, %(alert_type)s, %(specification_id)s, %(vessel_key)s,
-                    %(internal_reference_number)s, %(external_reference_number)s, %(ircs)s,
-                    %(vessel_name)s, %(flag_state)s, %(title)s, %(episode_start)s,
-                    %(triggered_at)s, %(evidence)s, %(details)s, %(now)s, %(now)s)
-                """,
-                [{**_alert_values(i, a), "now": now} for i, a in plan.insert],
+    """Write a reconciliation plan set-based: the new and refreshed alerts are copied (COPY) into
+    a temporary table, then one INSERT, one UPDATE per kind of change, and the events by COPY."""
+    refreshed = plan.refresh + plan.reopen
+    # the ON COMMIT DROP table needs a transaction: the caller's, or one of our own when the
+    # connection is in autocommit mode
+    block = conn.transaction() if conn.autocommit else contextlib.nullcontext()
+    with block, conn.cursor() as cur:
+        if plan.insert or refreshed:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS alerts_plan_rows ON COMMIT DROP AS "
+                f"SELECT {_ALERT_COLUMNS} FROM alerts.pending_alerts WITH NO DATA"
             )
-        refreshed = plan.refresh + plan.reopen
-        if refreshed:
-            cur.executemany(
-                """
-                UPDATE alerts.pending_alerts SET title = %(title)s,
-                    triggered_at = %(triggered_at)s, evidence = %(evidence)s,
-                    details = %(details)s, last_seen_at = %(now)s,
-                    vessel_name = COALESCE(%(vessel_name)s, vessel_name),
-                    status = CASE WHEN status = 'closed' THEN 'pending' ELSE status END,
-                    close_reason = CASE WHEN status = 'closed' THEN NULL ELSE close_reason END,
-                    closed_at = CASE WHEN status = 'closed' THEN NULL ELSE closed_at END,
-                    cleared_at = CASE WHEN status = 'closed' THEN NULL ELSE cleared_at END
-                WHERE id = %(id)s
+            cur.execute("TRUNCATE alerts_plan_rows")
+            with cur.copy(f"COPY alerts_plan_rows ({_ALERT_COLUMNS}) FROM STDIN") as copy:
+                for i, a in [*plan.insert, *refreshed]:
+                    copy.write_row(_alert_row(i, a))
+        if plan.insert:
+            cur.execute(
+                f"""
+                INSERT INTO alerts.pending_alerts ({_ALERT_COLUMNS}, created_at, last_seen_at)
+                SELECT {_ALERT_COLUMNS}, %(now)s, %(now)s FROM alerts_plan_rows
+                WHERE id = ANY(%(ids)s::uuid[])
                 """,
-                [{**_alert_values(i, a), "now": now} for i, a in refreshed],
+                {"now": now, "ids": [i for i, _ in plan.insert]},
+            )
+        if refreshed:
+            cur.execute(
+                """
+                UPDATE alerts.pending_alerts p SET title = r.title,
+                    triggered_at = r.triggered_at, evidence = r.evidence,
+                    details = r.details, last_seen_at = %(now)s,
+                    vessel_name = COALESCE(r.vessel_name, p.vessel_name),
+                    status = CASE WHEN p.status = 'closed' THEN 'pending' ELSE p.status END,
+                    close_reason = CASE WHEN p.status = 'closed' THEN NULL
+                                        ELSE p.close_reason END,
+                    closed_at = CASE WHEN p.status = 'closed' THEN NULL ELSE p.closed_at END,
+                    cleared_at = CASE WHEN p.status = 'closed' THEN NULL ELSE p.cleared_at END
+                FROM alerts_plan_rows r
+                WHERE p.id = r.id AND r.id = ANY(%(ids)s::uuid[])
+                """,
+                {"now": now, "ids": [i for i, _ in refreshed]},
             )
         if plan.close:
-            cur.executemany(
+            cur.execute(
                 """
-                UPDATE alerts.pending_alerts SET status = 'closed', close_reason = %s,
+                UPDATE alerts.pending_alerts p SET status = 'closed', close_reason = c.reason,
                     closed_at = %s, cleared_at = %s
-                WHERE id = %s AND status = 'pending'
+                FROM unnest(%s::uuid[], %s::text[]) AS c (id, reason)
+                WHERE p.id = c.id AND p.status = 'pending'
                 """,
-                [(reason, now, now, i) for i, reason in plan.close],
+                (now, now, [i for i, _ in plan.close], [r for _, r in plan.close]),
             )
         if plan.clear_validated:
             cur.execute(
@@ -316,11 +356,11 @@ def apply_plan(conn: psycopg.Connection, plan: Plan, now: datetime) -> dict[str,
             + [(i, "cleared", None) for i in plan.clear_validated]
         )
         if events:
-            cur.executemany(
-                "INSERT INTO alerts.pending_alert_events (alert_id, event, reason, at) "
-                "VALUES (%s, %s, %s, %s)",
-                [(i, e, r, now) for i, e, r in events],
-            )
+            with cur.copy(
+                "COPY alerts.pending_alert_events (alert_id, event, reason, at) FROM STDIN"
+            ) as copy:
+                for i, e, r in events:
+                    copy.write_row((i, e, r, now))
     return plan.counts()
 
 

@@ -3,9 +3,11 @@ vectorised point-in-polygon that position alerts run on a million positions at a
 
 Point-in-polygon is done without building one shapely Point per position (that alone costs about
 a second per million): positions are bucketed into grid cells, the cells are queried against an
-STRtree of the zone polygons, cells lying wholly inside a zone accept all their positions, and only
-positions in cells crossing a zone boundary are tested with `shapely.contains_xy` on prepared
-polygons. PostGIS is never needed. A point exactly on a boundary is outside (`contains`).
+STRtree of the zone polygons, cells lying wholly inside a zone accept all their positions (kept as
+(cell, zone) pairs, never expanded per position unless asked: see `Membership`), cells the zone
+does not touch at all (only its bounding box does) are dropped, and only positions in cells
+crossing a zone boundary are tested with `shapely.contains_xy` on prepared polygons. PostGIS is
+never needed. A point exactly on a boundary is outside (`contains`).
 """
 
 from __future__ import annotations
@@ -93,6 +95,80 @@ def unique_names(zones: Iterable[Zone]) -> list[Zone]:
     return list(seen.values())
 
 
+@dataclass(frozen=True)
+class Membership:
+    """Positions inside zones, kept compact: a position is inside zone z when its grid cell lies
+    wholly inside z (`cell_zone` pairs) or when it was tested inside (`point_zone` pairs). The
+    two never hold the same (position, zone)."""
+
+    cell: np.ndarray
+    """Grid cell code of each position (-1: NaN coordinates)."""
+    whole_cell: np.ndarray
+    whole_zone: np.ndarray
+    point_position: np.ndarray
+    point_zone: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> Membership:
+        """No position in any zone."""
+        none = np.empty(0, np.int64)
+        return cls(np.full(n, -1, np.int64), none, none, none, none)
+
+    def count(self) -> int:
+        """How many (position, zone) pairs there are."""
+        has = self.cell[self.cell >= 0]
+        per_cell = np.bincount(self.whole_cell, minlength=int(self.cell.max(initial=-1)) + 1)
+        return int(per_cell[has].sum()) + len(self.point_position)
+
+    def pairs(self, positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every (position index, zone index) pair, or those of some positions only."""
+        cell = self.cell
+        if positions is not None:
+            cell = np.full(len(cell), -1, np.int64)
+            cell[positions] = self.cell[positions]
+        count = int(max(self.cell.max(initial=-1), self.whole_cell.max(initial=-1))) + 1
+        position, zone = _expand(cell, self.whole_cell, self.whole_zone, count)
+        point_position, point_zone = self.point_position, self.point_zone
+        if positions is not None:
+            chosen = np.zeros(len(cell), bool)
+            chosen[positions] = True
+            keep = chosen[point_position]
+            point_position, point_zone = point_position[keep], point_zone[keep]
+        return np.r_[position, point_position], np.r_[zone, point_zone]
+
+
+def _factorize(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 of the values >= 0 (-1 stays -1) and the k distinct values."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(key)
+    codes = codes.astype(np.int64)
+    uniques = np.asarray(uniques, np.int64)
+    if len(uniques) and (uniques < 0).any():
+        # -1 (no cell) got a code of its own: map it back to -1 and drop it
+        gone = int(np.flatnonzero(uniques < 0)[0])
+        codes = np.where(codes == gone, -1, codes - (codes > gone))
+        uniques = np.delete(uniques, gone)
+    return codes, uniques
+
+
+def _expand(
+    cell: np.ndarray, pair_cell: np.ndarray, pair_zone: np.ndarray, cells: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(position, zone) for every position whose cell appears in the (cell, zone) pairs."""
+    order = np.argsort(pair_cell, kind="stable")
+    pair_zone = pair_zone[order]
+    per_cell = np.bincount(pair_cell, minlength=cells)
+    first = np.cumsum(per_cell) - per_cell
+    has = cell >= 0
+    position = np.flatnonzero(has)
+    position = position[per_cell[cell[position]] > 0]
+    sizes = per_cell[cell[position]]
+    rows = np.repeat(position, sizes)
+    within = np.arange(len(rows)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return rows, pair_zone[first[cell[rows]] + within]
+
+
 class ZoneIndex:
     """The zones in an STRtree, with prepared polygons, queried with arrays of coordinates."""
 
@@ -127,46 +203,48 @@ class ZoneIndex:
         Only the zones in `zone_indices` are considered (all when None). NaN coordinates are in
         no zone.
         """
+        return self.locate(longitude, latitude, zone_indices).pairs()
+
+    def locate(
+        self, longitude: np.ndarray, latitude: np.ndarray, zone_indices: np.ndarray | None = None
+    ) -> Membership:
+        """Which positions lie strictly inside which zones (of `zone_indices`, all when None),
+        as a `Membership`: whole grid cells inside a zone, plus tested (position, zone) pairs."""
         x = np.asarray(longitude, dtype=float)
         y = np.asarray(latitude, dtype=float)
-        empty = (np.empty(0, np.int64), np.empty(0, np.int64))
-        if len(x) == 0 or len(self.zones) == 0:
-            return empty
+        n = len(x)
+        none = Membership.empty(n)
+        if n == 0 or len(self.zones) == 0:
+            return none
         wanted = np.ones(len(self.zones), bool)
         if zone_indices is not None:
             wanted[:] = False
             wanted[np.asarray(zone_indices, dtype=np.int64)] = True
             if not wanted.any():
-                return empty
-        valid = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+                return none
+        valid = np.isfinite(x) & np.isfinite(y)
         res = self.cell_degrees
-        cx = np.floor((x[valid] + 180.0) / res).astype(np.int64)
-        cy = np.floor((y[valid] + 90.0) / res).astype(np.int64)
-        key = cx * _CELL_KEY + cy
-        order = np.argsort(key, kind="stable")
-        cells, starts, counts = np.unique(key[order], return_index=True, return_counts=True)
-        ccx, ccy = cells // _CELL_KEY, cells % _CELL_KEY
+        key = np.full(n, -1, np.int64)
+        key[valid] = np.floor((x[valid] + 180.0) / res).astype(np.int64) * _CELL_KEY + np.floor(
+            (y[valid] + 90.0) / res
+        ).astype(np.int64)
+        cell, cells = _factorize(key)
+        cx, cy = cells // _CELL_KEY, cells % _CELL_KEY
         boxes = shapely.box(
-            ccx * res - 180.0, ccy * res - 90.0, (ccx + 1) * res - 180.0, (ccy + 1) * res - 90.0
+            cx * res - 180.0, cy * res - 90.0, (cx + 1) * res - 180.0, (cy + 1) * res - 90.0
         )
-        cell_of_pair, zone_of_pair = self.tree.query(boxes)
-        keep = wanted[zone_of_pair]
-        cell_of_pair, zone_of_pair = cell_of_pair[keep], zone_of_pair[keep]
-        if len(cell_of_pair) == 0:
-            return empty
-        whole = shapely.contains_properly(self.polygons[zone_of_pair], boxes[cell_of_pair])
-        # one row per (position, candidate zone): positions of each candidate cell, in order
-        sizes = counts[cell_of_pair]
-        pair_of_row = np.repeat(np.arange(len(cell_of_pair)), sizes)
-        offset = np.arange(len(pair_of_row)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        position = valid[order[starts[cell_of_pair][pair_of_row] + offset]]
-        zone = zone_of_pair[pair_of_row]
-        inside = np.ones(len(position), bool)
-        test = ~whole[pair_of_row]
-        inside[test] = shapely.contains_xy(
-            self.polygons[zone[test]], x[position[test]], y[position[test]]
-        )
-        return position[inside], zone[inside]
+        pair_cell, pair_zone = self.tree.query(boxes)  # bounding boxes only
+        keep = wanted[pair_zone] & (cells[pair_cell] >= 0)
+        pair_cell, pair_zone = pair_cell[keep], pair_zone[keep]
+        whole = shapely.contains_properly(self.polygons[pair_zone], boxes[pair_cell])
+        partial = np.flatnonzero(~whole)
+        # a cell crossed by a zone's bounding box but not by the zone holds no point of it
+        partial = partial[
+            shapely.intersects(self.polygons[pair_zone[partial]], boxes[pair_cell[partial]])
+        ]
+        position, zone = _expand(cell, pair_cell[partial], pair_zone[partial], len(cells))
+        inside = shapely.contains_xy(self.polygons[zone], x[position], y[position])
+        return Membership(cell, pair_cell[whole], pair_zone[whole], position[inside], zone[inside])
 
     def depth(self, longitude: np.ndarray, latitude: np.ndarray) -> np.ndarray:
         """Sea depth at each position from the bathymetry zones (deepest containing band), NaN

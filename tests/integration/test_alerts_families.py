@@ -251,3 +251,71 @@ def test_bad_specification_is_reported_not_fatal(conn, warehouse) -> None:
         result = run_position_alerts(conn, adbc, NOW)
     assert any("'Nowhere'" in e for e in result.errors)
     assert any("bad mesh" in e for e in result.errors)
+
+
+def test_plan_written_set_based_in_one_transaction_and_in_autocommit(conn, warehouse) -> None:
+    from platform_assets.alerts.pending import POSITION_ALERT, Plan, ProducedAlert
+
+    def alert(key: str, zones: list[str]) -> ProducedAlert:
+        return ProducedAlert(
+            alert_type=POSITION_ALERT,
+            vessel_key=key,
+            episode_start=NOW.replace(hour=0, minute=0),
+            triggered_at=NOW,
+            title="t",
+            vessel_name=None,
+            evidence={"position_ids": [1], "zones": zones},
+        )
+
+    first, second = alert("CFR:A", ["z1"]), alert("CFR:B", ["z2"])
+    # two plans in the caller's one transaction: the temporary table is reused
+    store.apply_plan(conn, Plan(insert=[(first.episode_id, first)]), NOW)
+    store.apply_plan(conn, Plan(insert=[(second.episode_id, second)]), NOW)
+    conn.commit()
+    with warehouse.connect(autocommit=True) as auto:
+        moved = alert("CFR:A", ["z3"])
+        store.apply_plan(
+            auto,
+            Plan(refresh=[(first.episode_id, moved)], close=[(second.episode_id, "cleared")]),
+            NOW,
+        )
+    rows = conn.execute(
+        "SELECT vessel_key, status, close_reason, evidence -> 'zones' FROM alerts.pending_alerts "
+        "ORDER BY vessel_key"
+    ).fetchall()
+    assert rows == [("CFR:A", "pending", None, ["z3"]), ("CFR:B", "closed", "cleared", ["z2"])]
+    events = conn.execute(
+        "SELECT event, reason FROM alerts.pending_alert_events ORDER BY id"
+    ).fetchall()
+    assert events == [("opened", None), ("opened", None), ("closed", "cleared")]
+
+
+def test_alert_assets_materialize_with_their_metadata(conn, warehouse) -> None:
+    from dagster import materialize
+
+    from platform_assets.alerts.assets import ALERT_ASSETS
+
+    crossing = [(47.4, -4.9), (47.5, -4.5), (47.55, -4.45), (47.8, -4.1)]
+    insert_positions(conn, track_rows("FRA1", crossing, NOW - timedelta(hours=3), 1))
+    conn.commit()
+    families = ("position_alerts", "missing_far_alerts", "missing_dep_alerts")
+    as_of = {"config": {"as_of": NOW.isoformat()}}
+    result = materialize(
+        ALERT_ASSETS,
+        resources={"warehouse": warehouse},
+        run_config={
+            "ops": {f"alerts__{name}": as_of for name in (*families, "beacon_malfunctions")}
+        },
+    )
+    assert result.success
+    meta = {
+        event.materialization.asset_key.path[-1]: event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert set(meta) == {*families, "zones", "beacon_malfunctions", "pending_alerts"}
+    for name in families:
+        assert meta[name]["as_of"].value == NOW.isoformat()
+        assert set(meta[name]["changes"].value) >= {"opened", "closed", "silenced"}
+    assert meta["position_alerts"]["dagster/row_count"].value >= 1
+    assert "open_malfunctions" in meta["beacon_malfunctions"]
+    assert meta["pending_alerts"]["by_type"].value.get("POSITION_ALERT", 0) >= 1
