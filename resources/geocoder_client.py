@@ -12,7 +12,9 @@ Two implementations behind one small interface (`Geocoder.reverse_many`):
   cache of rounded coordinates, so a second run (or a POI seen twice) costs no request.
 
 Pure client code (no Dagster): `resources/geocoder.py` wraps it as a resource. Nothing here
-reads the environment or a file at import time.
+reads the environment or a file at import time, and numpy, shapely and httpx are imported by the
+client that uses them, when it is built: importing the definitions (which name `Place`,
+`GeocoderError` and the `Geocoder` interface) stays light (issue #20).
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-import numpy as np
-import shapely
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,9 @@ class CommuneGeocoder:
     """Point-in-commune lookup over a GeoJSON FeatureCollection of commune polygons."""
 
     def __init__(self, path: Path) -> None:
+        import numpy as np
+        import shapely
+
         self.path = path
         try:
             collection = json.loads(path.read_text(encoding="utf-8"))
@@ -117,14 +121,20 @@ class CommuneGeocoder:
         """The commune containing each point (on a shared border, the first in file order)."""
         if not points:
             return []
+        import numpy as np
+        import shapely
+
         coords = np.asarray(points, dtype=float).reshape(-1, 2)
         geoms = shapely.points(coords[:, 1], coords[:, 0])
         point_index, commune_index = self._tree.query(geoms, predicate="intersects")
         found: list[Place | None] = [None] * len(points)
-        # query results are grouped by point; keep the lowest commune index for determinism
-        for p, c in sorted(zip(point_index.tolist(), commune_index.tolist(), strict=True)):
-            if found[p] is None:
-                found[p] = self._places[c]
+        # on a shared border keep the lowest commune index (file order), for determinism:
+        # sort by (point, commune) and take each point's first pair, all in numpy
+        order = np.lexsort((commune_index, point_index))
+        hit_points, first = np.unique(point_index[order], return_index=True)
+        places = self._places
+        for p, c in zip(hit_points.tolist(), commune_index[order][first].tolist(), strict=True):
+            found[p] = places[c]
         return found
 
 
@@ -163,7 +173,11 @@ class BanGeocoder:
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.cache_decimals = cache_decimals
-        self._client = client or httpx.Client(timeout=timeout_seconds)
+        if client is None:
+            import httpx
+
+            client = httpx.Client(timeout=timeout_seconds)
+        self._client = client
         self._cache: dict[Point, Place | None] = {}
         self._lock = threading.Lock()
         self.requests = 0
@@ -213,6 +227,8 @@ class BanGeocoder:
         return found
 
     def _post_with_retries(self, endpoint: str, csv_text: str, size: int) -> httpx.Response:
+        import httpx
+
         attempt = 0
         while True:
             attempt += 1

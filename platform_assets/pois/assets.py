@@ -12,11 +12,24 @@ Dagster date partition would make the project-wide "materialise everything" job 
 need a partition key. Parallelism: each source is its own asset, so the multiprocess executor
 transforms sources in parallel; inside a source, `PoiTransformConfig.workers` > 1 uses a process
 pool (off by default: it measured slower, see transform.py).
+
+Operations (platform_assets/ops, issue #17): each extract is an item of the ingestion catalog
+(repository "pois", source = the POI source, identifier = where it was read, collection date =
+the extraction date, with the extract's content hash), recorded in the transaction that stores
+it; an extract the catalog already holds unchanged is not stored again unless `force`. Each stage
+records its run metrics per source (`ops.run_metrics`, jobs `pois_extract`, `pois_transform`,
+`pois_load`), which `checks.usual_extract_volume` compares with their usual level. Under dry run
+(tag `fishnet/dry_run=true`, the `dry_run` resource or FISHNET_DRY_RUN) each asset extracts and
+runs its part of the chain in a transaction that is rolled back: exact counts and a sample of
+what would have been written, nothing kept.
+
+Heavy modules (psycopg, the loader, its SQLAlchemy ORM tables, shapely) are imported in the asset
+bodies, so importing the definitions stays light (issue #20).
 """
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetCheckResult,
@@ -37,7 +50,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from platform_assets.pois import load, pipeline
+from platform_assets.ops.incremental import IncrementalConfig, resolve_window, utc_now
+from platform_assets.pois.columns import (
+    NORMALISED_COLUMNS,
+    RAW_COLUMNS,
+    TABLE_COLUMNS,
+    TABLE_DESCRIPTIONS,
+    TABLES,
+)
 from platform_assets.pois.sources import sources
 from platform_assets.pois.sources.base import ExtractOptions, Source
 from platform_assets.table_metadata import row_count, table_metadata
@@ -46,91 +66,20 @@ from resources.poi_sources import PoiSourcesResource
 from resources.settings import setting_number
 from resources.warehouse import WarehouseResource, fetch_one
 
-GROUP = "pois"
-TABLES = ("poi", "address", "activity", "address_poi", "registered_poi", "poi_history")
-FAILURE_SHARE_CHECK = "transform_failure_share_below_limit"
+if TYPE_CHECKING:
+    from platform_assets.ops.dry_run import DryRun
+    from platform_assets.ops.metrics import RunMetrics
+    from platform_assets.pois.pipeline import Extract
 
-RAW_COLUMNS = [
-    ("source", "text", "source name"),
-    ("extraction_date", "date", "partition key (monthly table partitions)"),
-    ("position", "integer", "order of the record in the extract"),
-    ("original_id", "text", "the source's id of the record, when it has one"),
-    ("record", "jsonb", "the record as received"),
-    ("extracted_at", "timestamptz", "when it was stored"),
-    ("run_id", "text", "Dagster run that extracted it"),
-]
-NORMALISED_COLUMNS = [
-    ("source", "text", "source name"),
-    ("original_id", "text", "the source's id"),
-    ("extraction_date", "date", "extraction the record comes from"),
-    ("content_hash", "text", "sha256 of the normalised record"),
-    ("record", "jsonb", "RegisteredPoi as JSON (poi, addresses, activities)"),
-]
-TABLE_COLUMNS: dict[str, list[tuple[str, str, str]]] = {
-    "poi": [
-        ("id", "bigint", "POI id (sequence)"),
-        ("kind", "text", "event or facility"),
-        ("name", "text", "normalised display name"),
-        ("description", "text", "cleaned description"),
-        ("url", "text", "web page"),
-        ("active", "boolean", "false once gone from its source (never deleted)"),
-        ("created_at", "timestamptz", "first load"),
-        ("updated_at", "timestamptz", "last change"),
-    ],
-    "address": [
-        ("id", "bigint", "address id (sequence)"),
-        ("latitude", "double precision", "WGS 84"),
-        ("longitude", "double precision", "WGS 84"),
-        ("street", "text", "street, when known"),
-        ("postcode", "text", "5-digit postcode"),
-        ("city", "text", "commune name"),
-        ("insee_code", "text", "INSEE commune code (2A/2B in Corsica)"),
-        ("label", "text", "one-line address"),
-    ],
-    "activity": [
-        ("id", "bigint", "activity id (sequence)"),
-        ("poi_id", "bigint", "the POI"),
-        ("position", "smallint", "order within the POI"),
-        ("sport", "text", "controlled vocabulary (running, trail_running, swimming...)"),
-        ("name", "text", "race or activity name"),
-        ("distance_km", "double precision", "race distance"),
-        ("starts_on", "date", "race date"),
-    ],
-    "address_poi": [
-        ("poi_id", "bigint", "the POI"),
-        ("address_id", "bigint", "the address"),
-        ("role", "text", "venue, start, finish..."),
-    ],
-    "registered_poi": [
-        ("source", "text", "source name (key)"),
-        ("original_id", "text", "the source's id (key)"),
-        ("poi_id", "bigint", "the POI"),
-        ("content_hash", "text", "sha256 of the normalised record"),
-        ("raw_hash", "text", "fingerprint of raw record + transform code"),
-        ("active", "boolean", "still in its source"),
-        ("first_seen_at", "timestamptz", "first load"),
-        ("valid_from", "timestamptz", "start of the current version"),
-        ("deactivated_at", "timestamptz", "when it left its source"),
-    ],
-    "poi_history": [
-        ("id", "bigint", "history row id"),
-        ("poi_id", "bigint", "the POI"),
-        ("source", "text", "source name"),
-        ("original_id", "text", "the source's id"),
-        ("content_hash", "text", "hash of the replaced version"),
-        ("record", "jsonb", "the replaced version (poi, addresses, activities)"),
-        ("valid_from", "timestamptz", "when that version started"),
-        ("valid_to", "timestamptz", "when it was replaced"),
-    ],
-}
-TABLE_DESCRIPTIONS = {
-    "poi": "Points of interest (events and facilities) of every source; inactive when gone.",
-    "address": "Geocoded addresses of the POIs.",
-    "activity": "What can be done at each POI (races, sports).",
-    "address_poi": "Which address each POI is at, and in which role.",
-    "registered_poi": "Each POI as its source sees it: (source, original id), content hash.",
-    "poi_history": "Replaced versions of the POIs, with their validity dates.",
-}
+GROUP = "pois"
+FAILURE_SHARE_CHECK = "transform_failure_share_below_limit"
+CATALOG_REPOSITORY = "pois"
+EXTRACT_JOB = "pois_extract"
+TRANSFORM_JOB = "pois_transform"
+LOAD_JOB = "pois_load"
+"""Run-metrics job names of the three stages (one history per stage and source, whichever Dagster
+job ran them: the refresh job, the schedule, the UI's Materialize)."""
+SAMPLE_ROWS = 5
 
 
 def raw_key(source: str) -> AssetKey:
@@ -148,8 +97,15 @@ def table_key(table: str) -> AssetKey:
     return AssetKey(["pois", table])
 
 
-class PoiExtractConfig(Config):
-    """Which extraction date a raw extract is stored under."""
+class PoiExtractConfig(IncrementalConfig):
+    """Which extraction date a raw extract is stored under, and the incremental options.
+
+    The POI sources are full snapshots, not time windows: `force` stores the extract even when
+    the catalog holds the same content for that date (set the transform's `force` too for a full
+    reload); `start` / `end` only label the run's window in its metrics (`ops.run_metrics`), so
+    "since the last successful run" stays meaningful; rows already in the tables are never
+    rewritten when unchanged (content hash), whatever `skip_existing` says.
+    """
 
     extraction_date: str | None = Field(
         default=None, description="ISO date of the extraction; empty means today (UTC)"
@@ -161,7 +117,8 @@ class PoiTransformConfig(Config):
 
     force: bool = Field(
         default=False,
-        description="transform every record, not only those whose raw fingerprint changed",
+        description="transform every record, not only those whose raw fingerprint changed "
+        "(with the extract's `force`: a full reload)",
     )
     workers: int = Field(
         default=1, ge=1, description="transform processes (a pool when > 1; measured slower here)"
@@ -174,12 +131,44 @@ def max_failure_share() -> float:
     return 0.1 if value is None else value
 
 
+def _options(poi_sources: PoiSourcesResource) -> ExtractOptions:
+    return ExtractOptions(
+        page_size=poi_sources.page_size,
+        max_retries=poi_sources.max_retries,
+        backoff_seconds=poi_sources.backoff_seconds,
+        timeout_seconds=poi_sources.timeout_seconds,
+    )
+
+
+def _location(poi_sources: PoiSourcesResource, source: Source) -> str:
+    return poi_sources.location(source.name) or "bundled fixture"
+
+
+def _extract(context: Any, source: Source, poi_sources: PoiSourcesResource) -> "Extract":
+    from platform_assets.pois import pipeline
+
+    location = poi_sources.location(source.name)
+    context.log.info(f"{source.name}: extracting from {location or 'the bundled fixture'}")
+    return pipeline.read_extract(source, location, _options(poi_sources))
+
+
+def _record_metrics(
+    warehouse: WarehouseResource, metrics: "RunMetrics", dry: "DryRun", status: str = "success"
+) -> None:
+    from platform_assets.ops.metrics import record_run_metrics
+
+    metrics.finish(status)  # type: ignore[arg-type]
+    with warehouse.connect() as conn:
+        record_run_metrics(conn, metrics, dry_run=dry.enabled)
+
+
 def _raw_asset(source: Source) -> AssetsDefinition:
     @asset(
         key=raw_key(source.name),
         group_name=GROUP,
         kinds={source.kind, "postgres"},
-        description=f"{source.description} Records as received, JSON, by extraction date.",
+        description=f"{source.description} Records as received, JSON, by extraction date; each "
+        "extract is an item of the ingestion catalog (ops.catalog).",
         metadata=table_metadata("pois.raw_extract", RAW_COLUMNS, source=source.name),
     )
     def _raw(
@@ -188,27 +177,70 @@ def _raw_asset(source: Source) -> AssetsDefinition:
         warehouse: WarehouseResource,
         poi_sources: PoiSourcesResource,
     ) -> MaterializeResult:
+        from platform_assets.ops.catalog import CatalogItem, pending, record_item
+        from platform_assets.ops.dry_run import DryRun
+        from platform_assets.ops.metrics import RunMetrics, last_success_end
+        from platform_assets.pois import load
+
+        dry = DryRun.from_context(context)
         day = (
             date.fromisoformat(config.extraction_date)
             if config.extraction_date
             else datetime.now(UTC).date()
         )
-        location = poi_sources.location(source.name)
-        options = ExtractOptions(
-            page_size=poi_sources.page_size,
-            max_retries=poi_sources.max_retries,
-            backoff_seconds=poi_sources.backoff_seconds,
-            timeout_seconds=poi_sources.timeout_seconds,
-        )
-        context.log.info(f"{source.name}: extracting from {location or 'the bundled fixture'}")
-        with warehouse.connect(autocommit=True) as conn:
-            count = pipeline.store_extract(conn, source, location, options, day, context.run_id)
-        context.log.info(f"{source.name}: {count} records stored for {day}")
+        with warehouse.connect() as conn:
+            last_end = last_success_end(conn, EXTRACT_JOB, source.name)
+        window = resolve_window(config, now=utc_now(), last_success_end=last_end)
+        metrics = RunMetrics.start(EXTRACT_JOB, source.name, context.run_id, window=window)
+        metrics.details.update({"dagster_job": context.job_name, "extraction_date": str(day)})
+        try:
+            extract = _extract(context, source, poi_sources)
+            location = _location(poi_sources, source)
+            item = CatalogItem(
+                repository=CATALOG_REPOSITORY,
+                source=source.name,
+                identifier=location,
+                collection_date=day,
+                location=location,
+                content_hash=extract.content_hash,
+                size_bytes=extract.size_bytes,
+            )
+            count = len(extract.records)
+            with warehouse.connect() as conn:
+                todo = pending(conn, [item], force=config.force)  # opens the transaction
+                if todo:
+                    load.store_raw_extract(conn, source.name, day, extract.records, context.run_id)
+                # an unchanged extract stored nothing: its record only moves `last_seen_at`
+                stored = count if todo else 0
+                record_item(
+                    conn, item.stored(stored, run_id=context.run_id, details={"records": count})
+                )
+                dry.finish(conn)  # commit the extract with its catalog item, or roll back
+        except Exception:
+            _record_metrics(warehouse, metrics, dry, "failure")
+            raise
+        metrics.items_read, metrics.items_written = 1, 1 if todo else 0
+        metrics.rows_read, metrics.rows_written = count, stored
+        _record_metrics(warehouse, metrics, dry)
+        if todo:
+            context.log.info(f"{source.name}: {count} records stored for {day}")
+        else:
+            context.log.info(
+                f"{source.name}: the catalog already holds this extract for {day}, unchanged "
+                "(content hash): not stored again (run config `force: true` to store it anyway)"
+            )
         return MaterializeResult(
             metadata=row_count(
                 count,
                 extraction_date=str(day),
-                location=location or "bundled fixture",
+                location=location,
+                content_hash=extract.content_hash,
+                unchanged_extract_skipped=not todo,
+                **metrics.as_metadata(prefix="run/"),
+                **{
+                    **dry.would_write("pois.raw_extract", stored, extract.sample(SAMPLE_ROWS)),
+                    **dry.would_write("ops.catalog", 1 if todo else 0),
+                },
             )
         )
 
@@ -237,32 +269,72 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
         config: PoiTransformConfig,
         warehouse: WarehouseResource,
         geocoder: GeocoderResource,
+        poi_sources: PoiSourcesResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        with warehouse.connect(autocommit=True) as conn:
-            run = pipeline.transform_extraction(
-                conn,
-                source,
-                geocoder.factory(),
-                geocoder.kind(),
-                force=config.force,
-                workers=config.workers,
-            )
-            if run.extraction_date is None:
-                context.log.warning(f"{source.name}: no extraction yet")
-                stored = load.store_normalised(conn, source.name, date.min, [])
+        from platform_assets.ops.dry_run import DryRun
+        from platform_assets.ops.metrics import RunMetrics
+        from platform_assets.pois import load, pipeline
+
+        dry = DryRun.from_context(context)
+        metrics = RunMetrics.start(TRANSFORM_JOB, source.name, context.run_id)
+        metrics.details.update({"dagster_job": context.job_name, "geocoder": geocoder.kind()})
+        sample: list[dict[str, Any]] = []
+        try:
+            if dry:
+                # the extract asset kept nothing: extract again, run the chain up to here in a
+                # transaction, and roll it back
+                extract = _extract(context, source, poi_sources)
+                with warehouse.connect() as conn:
+                    outcome = pipeline.dry_run_source(
+                        conn,
+                        source,
+                        extract,
+                        datetime.now(UTC).date(),
+                        geocoder.factory(),
+                        geocoder.kind(),
+                        until="transform",
+                        force=config.force,
+                        sample_size=SAMPLE_ROWS,
+                    )
+                    stored = len(outcome.transform.outcome.records) if outcome.transform else 0
+                    dry.finish(conn)
+                assert outcome.transform is not None
+                run = outcome.transform
+                sample = outcome.sample
             else:
-                stored = load.store_normalised(
-                    conn, source.name, run.extraction_date, run.outcome.records
-                )
-                pipeline.quarantine_rejected(conn, source.name, run)
-        outcome = run.outcome
-        for rejected in outcome.rejected[:5]:
+                with warehouse.connect(autocommit=True) as conn:
+                    run = pipeline.transform_extraction(
+                        conn,
+                        source,
+                        geocoder.factory(),
+                        geocoder.kind(),
+                        force=config.force,
+                        workers=config.workers,
+                    )
+                    if run.extraction_date is None:
+                        context.log.warning(f"{source.name}: no extraction yet")
+                        stored = load.store_normalised(conn, source.name, date.min, [])
+                    else:
+                        stored = load.store_normalised(
+                            conn, source.name, run.extraction_date, run.outcome.records
+                        )
+                        pipeline.quarantine_rejected(conn, source.name, run)
+        except Exception:
+            _record_metrics(warehouse, metrics, dry, "failure")
+            raise
+        outcome_ = run.outcome
+        metrics.items_read = 1 if run.extraction_date else 0
+        metrics.rows_read, metrics.rows_written = run.pending, stored
+        metrics.rows_rejected = len(outcome_.rejected)
+        metrics.details.update({"extracted": run.extracted})
+        _record_metrics(warehouse, metrics, dry)
+        for rejected in outcome_.rejected[:5]:
             context.log.warning(
                 f"{source.name} record {rejected.original_id}: {rejected.stage}: {rejected.error}"
             )
         context.log.info(
             f"{source.name}: {run.pending} records to transform (raw fingerprint changed), "
-            f"{stored} normalised, {len(outcome.rejected)} quarantined"
+            f"{stored} normalised, {len(outcome_.rejected)} quarantined"
         )
         limit = max_failure_share()
         yield MaterializeResult(
@@ -270,9 +342,14 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
                 stored,
                 extraction_date=str(run.extraction_date),
                 transformed=run.pending,
-                quarantined=len(outcome.rejected),
+                quarantined=len(outcome_.rejected),
                 failure_share=round(run.failure_share, 4),
                 geocoder=geocoder.kind(),
+                **metrics.as_metadata(prefix="run/"),
+                **{
+                    **dry.would_write("pois.normalised_record", stored, sample),
+                    **dry.would_write("pois.quarantine", len(outcome_.rejected)),
+                },
             )
         )
         yield AssetCheckResult(
@@ -283,7 +360,7 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
             description=f"records failing a transform: {run.failure_share:.1%} "
             f"(limit {limit:.1%}); they wait in pois.quarantine",
             metadata={
-                "failed": len(outcome.rejected),
+                "failed": len(outcome_.rejected),
                 "transformed": run.pending,
                 "extracted": run.extracted,
                 "failure_share": round(run.failure_share, 4),
@@ -291,7 +368,7 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
                 "errors": MetadataValue.json(
                     [
                         {"id": r.original_id, "stage": r.stage, "error": r.error[:200]}
-                        for r in outcome.rejected[:10]
+                        for r in outcome_.rejected[:10]
                     ]
                 ),
             },
@@ -320,37 +397,120 @@ def _tables_asset(source_names: list[str]) -> AssetsDefinition:
             for table in TABLES
         ],
     )
-    def _tables(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
+    def _tables(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        geocoder: GeocoderResource,
+        poi_sources: PoiSourcesResource,
+    ) -> Iterator[Any]:
         """The generic load of every source's normalised records (one transaction per batch),
         then deactivation of what each source's latest extraction no longer holds."""
+        from platform_assets.ops.dry_run import DryRun
+        from platform_assets.ops.metrics import RunMetrics
+        from platform_assets.pois import load
+
+        dry = DryRun.from_context(context)
         totals = load.LoadResult()
         per_source: dict[str, dict[str, Any]] = {}
-        with warehouse.connect(autocommit=True) as conn:
-            for name in source_names:
-                records = load.read_normalised(conn, name)
-                day = pipeline.latest_extraction_date(conn, name)
-                result = pipeline.load_source(conn, name, records, day)
-                totals.add(result)
-                per_source[name] = {
-                    **result.as_metadata(),
-                    "deactivated_ids": result.deactivated_ids[:20],
-                }
-                context.log.info(
-                    f"{name}: {result.inserted} inserted, {result.updated} updated "
-                    f"({result.history} history versions), {result.unchanged} unchanged, "
-                    f"{result.deactivated} deactivated, {result.reactivated} reactivated"
-                )
+        samples: list[dict[str, Any]] = []
+        registry = sources()
+        for name in source_names:
+            metrics = RunMetrics.start(LOAD_JOB, name, context.run_id)
+            metrics.details["dagster_job"] = context.job_name
+            try:
+                if dry:
+                    result, sample = _dry_run_load(
+                        context, registry[name], warehouse, geocoder, poi_sources, dry
+                    )
+                    samples += sample[: SAMPLE_ROWS - len(samples)]
+                else:
+                    result = _load_source(warehouse, name)
+            except Exception:
+                _record_metrics(warehouse, metrics, dry, "failure")
+                raise
+            metrics.items_read = 1
+            metrics.rows_read = result.records
+            metrics.rows_written = (
+                result.inserted + result.updated + result.reactivated + result.deactivated
+            )
+            metrics.details.update(result.as_metadata())
+            _record_metrics(warehouse, metrics, dry)
+            totals.add(result)
+            per_source[name] = {
+                **result.as_metadata(),
+                "deactivated_ids": result.deactivated_ids[:20],
+            }
+            context.log.info(
+                f"{name}: {result.inserted} inserted, {result.updated} updated "
+                f"({result.history} history versions), {result.unchanged} unchanged, "
+                f"{result.deactivated} deactivated, {result.reactivated} reactivated"
+                + (" - DRY RUN: nothing kept" if dry else "")
+            )
         counts = _table_counts(warehouse)
         summary = totals.as_metadata()
+        # under dry run, per table: the POIs whose rows would be written (history: versions)
+        touched = totals.inserted + totals.updated + totals.reactivated + totals.deactivated
+        would = {"poi": touched, "registered_poi": touched, "poi_history": totals.history}
         for table in TABLES:
             yield MaterializeResult(
                 asset_key=table_key(table),
                 metadata=row_count(
-                    counts[table], **summary, by_source=MetadataValue.json(per_source)
+                    counts[table],
+                    **summary,
+                    by_source=MetadataValue.json(per_source),
+                    **{
+                        **dry.metadata(),
+                        **(
+                            dry.would_write(
+                                f"pois.{table}",
+                                would.get(table, totals.inserted + totals.updated),
+                                samples if table == "poi" else (),
+                            )
+                            if dry
+                            else {}
+                        ),
+                    },
                 ),
             )
 
     return _tables
+
+
+def _load_source(warehouse: WarehouseResource, name: str) -> Any:
+    from platform_assets.pois import load, pipeline
+
+    with warehouse.connect(autocommit=True) as conn:
+        records = load.read_normalised(conn, name)
+        day = pipeline.latest_extraction_date(conn, name)
+        return pipeline.load_source(conn, name, records, day)
+
+
+def _dry_run_load(
+    context: Any,
+    source: Source,
+    warehouse: WarehouseResource,
+    geocoder: GeocoderResource,
+    poi_sources: PoiSourcesResource,
+    dry: "DryRun",
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Under dry run the earlier assets kept nothing: extract, transform and load one source in a
+    transaction that is rolled back; its exact load counts and a sample of the records."""
+    from platform_assets.pois import pipeline
+
+    extract = _extract(context, source, poi_sources)
+    with warehouse.connect() as conn:
+        outcome = pipeline.dry_run_source(
+            conn,
+            source,
+            extract,
+            datetime.now(UTC).date(),
+            geocoder.factory(),
+            geocoder.kind(),
+            until="load",
+            sample_size=SAMPLE_ROWS,
+        )
+        dry.finish(conn)
+    return outcome.load, outcome.sample
 
 
 @op(description="Transform the quarantined POI records again and load those that now pass.")
@@ -358,15 +518,29 @@ def replay_poi_quarantine(
     context: OpExecutionContext, warehouse: WarehouseResource, geocoder: GeocoderResource
 ) -> None:
     """After a fix of a transform: move what now transforms from the quarantine to the tables."""
+    from platform_assets.ops.dry_run import DryRun
+    from platform_assets.pois import pipeline
+
+    dry = DryRun.from_context(context)
     registry = sources()
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect() as conn:
+        conn.execute("SELECT 1")  # one transaction: the replay's own blocks become savepoints
         replayed = pipeline.replay_quarantine(conn, registry, geocoder.factory())
+        dry.finish(conn)  # commit, or roll back under dry run
     for name, (loaded, still) in replayed.items():
-        context.log.info(f"{name}: {loaded} replayed and loaded, {still} still failing")
+        context.log.info(
+            f"{name}: {loaded} replayed and loaded, {still} still failing"
+            + (" - DRY RUN: nothing kept" if dry else "")
+        )
         context.log_event(
             AssetMaterialization(
                 asset_key=table_key("registered_poi"),
-                metadata={"source": name, "replayed": loaded, "still_quarantined": still},
+                metadata={
+                    "source": name,
+                    "replayed": loaded,
+                    "still_quarantined": still,
+                    **dry.would_write("pois.registered_poi", loaded),
+                },
             )
         )
 

@@ -1,5 +1,10 @@
 """Checks of the POI tables, read from the warehouse after each load (the share of records
-failing a transform is checked by each source's normalised asset, as it knows the counts)."""
+failing a transform is checked by each source's normalised asset, as it knows the counts), and
+per source the usual-level check of its extracts: records read by the latest extract against the
+mean of the 7 before it (`ops.run_metrics`, job `pois_extract`), a warning below half."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from dagster import (
     AssetCheckResult,
@@ -9,12 +14,27 @@ from dagster import (
     asset_check,
 )
 
-from platform_assets.pois.assets import table_key
+from platform_assets.ops.checks import usual_level_check
+from platform_assets.pois.assets import EXTRACT_JOB, raw_key, table_key
 from platform_assets.pois.models import INSEE_CODE
+from platform_assets.pois.sources import sources
 from resources.warehouse import WarehouseResource
 
 SAMPLE = 10
 INSEE_SQL_PATTERN = f"^({INSEE_CODE.pattern})$"
+USUAL_FRACTION = 0.5
+
+
+def _offending(rows: Sequence[tuple[Any, ...]], as_dict: Callable[..., dict]) -> AssetCheckResult:
+    """An ERROR result listing the offending rows (count and a sample)."""
+    return AssetCheckResult(
+        passed=not rows,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "offending": len(rows),
+            "sample": MetadataValue.json([as_dict(*row) for row in rows[:SAMPLE]]),
+        },
+    )
 
 
 @asset_check(
@@ -32,14 +52,7 @@ def active_pois_have_valid_address(warehouse: WarehouseResource) -> AssetCheckRe
             "  AND a.longitude BETWEEN -180 AND 180 AND NOT (a.latitude = 0 AND a.longitude = 0))"
             " ORDER BY p.id"
         ).fetchall()
-    return AssetCheckResult(
-        passed=not rows,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "offending": len(rows),
-            "sample": MetadataValue.json([{"id": i, "name": n} for i, n in rows[:SAMPLE]]),
-        },
-    )
+    return _offending(rows, lambda i, n: {"id": i, "name": n})
 
 
 @asset_check(asset=table_key("address"), description="INSEE commune codes are valid")
@@ -51,14 +64,7 @@ def insee_codes_valid(warehouse: WarehouseResource) -> AssetCheckResult:
             "WHERE insee_code IS NULL OR insee_code !~ %s ORDER BY id",
             (INSEE_SQL_PATTERN,),
         ).fetchall()
-    return AssetCheckResult(
-        passed=not rows,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "offending": len(rows),
-            "sample": MetadataValue.json([{"id": i, "insee_code": c} for i, c in rows[:SAMPLE]]),
-        },
-    )
+    return _offending(rows, lambda i, c: {"id": i, "insee_code": c})
 
 
 @asset_check(asset=table_key("registered_poi"), description="no duplicate (source, original id)")
@@ -85,8 +91,21 @@ def no_duplicate_source_ids(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
+def usual_extract_volume(source: str) -> AssetChecksDefinition:
+    """WARN when a source's latest extract read fewer than half its usual records."""
+    return usual_level_check(
+        raw_key(source),
+        job=EXTRACT_JOB,
+        source=source,
+        figures=("rows_read",),
+        fraction=USUAL_FRACTION,
+        name="usual_extract_volume",
+    )
+
+
 POI_CHECKS: list[AssetChecksDefinition] = [
     active_pois_have_valid_address,
     insee_codes_valid,
     no_duplicate_source_ids,
+    *(usual_extract_volume(name) for name in sources()),
 ]

@@ -38,6 +38,36 @@ def transform_fingerprint(source: Source, geocoder_identity: str) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Extract:
+    """A source's records as received: (original id, JSON text) in order, and their fingerprint."""
+
+    records: list[tuple[str | None, str]]
+    content_hash: str
+    """sha256 of the records' JSON lines: the catalog's "unchanged extract" test."""
+    size_bytes: int
+
+    def sample(self, count: int) -> list[dict[str, Any]]:
+        """The first records, parsed (for a dry run's report)."""
+        return [json.loads(text) for _, text in self.records[:count]]
+
+
+def read_extract(source: Source, location: str | None, options: ExtractOptions) -> Extract:
+    """Extract a source (HTTP pages or a file) into memory, fingerprinted."""
+    records = [
+        (source.original_id(record), json.dumps(record, ensure_ascii=False))
+        for record in source.extract(location, options)
+    ]
+    digest = hashlib.sha256()
+    size = 0
+    for _, text in records:
+        data = text.encode()
+        size += len(data) + 1
+        digest.update(data)
+        digest.update(b"\n")
+    return Extract(records, digest.hexdigest(), size)
+
+
 def store_extract(
     conn: psycopg.Connection,
     source: Source,
@@ -47,15 +77,12 @@ def store_extract(
     run_id: str | None = None,
 ) -> int:
     """Extract a source and keep its records as received for that date (replacing the day's)."""
-    records = [
-        (source.original_id(record), json.dumps(record, ensure_ascii=False))
-        for record in source.extract(location, options)
-    ]
-    return load.store_raw_extract(conn, source.name, extraction_date, records, run_id)
+    extract = read_extract(source, location, options)
+    return load.store_raw_extract(conn, source.name, extraction_date, extract.records, run_id)
 
 
 PENDING_SQL = """
-SELECT x.record, x.raw_hash
+SELECT x.position, x.record, x.raw_hash
 FROM (
     SELECT original_id, record, position,
            encode(sha256(convert_to(%(fingerprint)s || record::text, 'UTF8')), 'hex') AS raw_hash
@@ -64,8 +91,8 @@ FROM (
 ) x
 LEFT JOIN pois.registered_poi r ON r.source = %(source)s AND r.original_id = x.original_id
 WHERE %(force)s OR r.raw_hash IS NULL OR r.raw_hash <> x.raw_hash OR NOT r.active
-ORDER BY x.position
 """
+# No ORDER BY: sorting 100,000 wide JSONB rows spilled to disk; the positions sort in Python.
 
 
 def pending_records(
@@ -73,7 +100,9 @@ def pending_records(
 ) -> list[tuple[dict[str, Any], str]]:
     """(raw record, fingerprint) of the extraction's records that need a transform and a load."""
     params = {"source": source, "day": day, "fingerprint": fingerprint, "force": force}
-    return [(row[0], row[1]) for row in conn.execute(PENDING_SQL, params)]
+    rows = conn.execute(PENDING_SQL, params).fetchall()
+    rows.sort(key=lambda row: row[0])  # the extract's order: of duplicates, the last one wins
+    return [(row[1], row[2]) for row in rows]
 
 
 @dataclass
@@ -216,4 +245,55 @@ def replay_quarantine(
                 (name, ids),
             )
         outcome[name] = (len(result.records), len(result.rejected))
+    return outcome
+
+
+# --- dry run: the whole chain in the caller's transaction, rolled back by the caller -----------
+
+
+@dataclass
+class DryRunOutcome:
+    """What a source's run would have written (counts exact: the writes happened, uncommitted)."""
+
+    extracted: int = 0
+    transform: SourceRun | None = None
+    load: load.LoadResult | None = None
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+
+def dry_run_source(
+    conn: psycopg.Connection,
+    source: Source,
+    extract: Extract,
+    day: date,
+    geocoder_factory: Callable[[], Geocoder],
+    geocoder_identity: str,
+    *,
+    until: str = "load",
+    force: bool = False,
+    sample_size: int = 5,
+) -> DryRunOutcome:
+    """Store the extract, then transform (`until` "transform") and load (`until` "load"), all in
+    the caller's open transaction, which the caller rolls back (ops.dry_run.DryRun.finish).
+
+    Every `conn.transaction()` below becomes a savepoint of that transaction, so the counts are
+    those of a real run (what an upsert would insert, update, deactivate) and nothing stays.
+    """
+    conn.execute("SELECT 1")  # opens the transaction the callee blocks nest in (savepoints)
+    outcome = DryRunOutcome(extracted=len(extract.records))
+    load.store_raw_extract(conn, source.name, day, extract.records)
+    if until == "extract":
+        outcome.sample = extract.sample(sample_size)
+        return outcome
+    run = transform_extraction(
+        conn, source, geocoder_factory, geocoder_identity, day=day, force=force
+    )
+    load.store_normalised(conn, source.name, day, run.outcome.records)
+    quarantine_rejected(conn, source.name, run)
+    outcome.transform = run
+    outcome.sample = [
+        r.model_dump(mode="json", exclude={"errors"}) for r in run.outcome.records[:sample_size]
+    ]
+    if until == "load":
+        outcome.load = load_source(conn, source.name, run.outcome.records, day)
     return outcome

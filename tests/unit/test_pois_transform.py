@@ -169,6 +169,47 @@ def test_commune_geocoder_reads_another_file_by_setting(tmp_path, monkeypatch) -
     assert place == Place(insee_code="01004", city="Ambérieu-en-Bugey", label="Ambérieu-en-Bugey")
 
 
+def _square(code: str, x0: float, y0: float, size: float) -> dict:
+    ring = [[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size], [x0, y0]]
+    return {
+        "type": "Feature",
+        "properties": {"code": code, "nom": code},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+
+
+@given(
+    st.lists(st.tuples(st.floats(-0.5, 2.5), st.floats(-0.5, 2.5)), min_size=1, max_size=60).map(
+        lambda pts: [(round(lat, 3), round(lon, 3)) for lat, lon in pts]
+    )
+)
+def test_commune_lookup_matches_a_point_by_point_search_in_file_order(points) -> None:
+    """Overlapping and adjacent communes, points inside, outside and on borders: the batch query
+    gives what a plain search of the polygons in file order gives (the first one wins)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import shapely
+
+    from resources.geocoder_client import CommuneGeocoder
+
+    features = [_square("01001", 0, 0, 1), _square("01002", 0.5, 0.5, 1), _square("01003", 1, 0, 1)]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "communes.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        found = CommuneGeocoder(path).reverse_many(points)
+    shapes = [shapely.geometry.shape(f["geometry"]) for f in features]
+    for (lat, lon), place in zip(points, found, strict=True):
+        point = shapely.Point(lon, lat)
+        expected = next(
+            (f for f, s in zip(features, shapes, strict=True) if s.intersects(point)), None
+        )
+        assert (place.insee_code if place else None) == (
+            expected["properties"]["code"] if expected else None
+        )
+
+
 def _paris_or_nothing(lat: float, lon: float) -> dict[str, str] | None:
     if 48.8 < lat < 48.9:
         return {"citycode": "75056", "city": "Paris", "postcode": "75004",

@@ -14,9 +14,8 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from platform_assets.pois.models import Activity, Address, AddressPoi, Poi, RegisteredPoi
@@ -27,6 +26,9 @@ from platform_assets.pois.sources.base import (
     SourceError,
     SourceRecordError,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,8 @@ def transform(record: Mapping[str, Any]) -> RegisteredPoi:
 def _get_with_retries(
     client: httpx.Client, url: str, params: dict[str, Any] | None, options: ExtractOptions
 ) -> dict[str, Any]:
+    import httpx
+
     attempt = 0
     while True:
         attempt += 1
@@ -173,6 +177,8 @@ def _get_with_retries(
 
 def extract_http(base_url: str, options: ExtractOptions) -> Iterator[RawRecord]:
     """Every event of the API, page after page (following `next`)."""
+    import httpx  # here, not at the top: the registry imports this module with the definitions
+
     with httpx.Client(timeout=options.timeout_seconds) as client:
         url = base_url.rstrip("/") + EVENTS_PATH
         params: dict[str, Any] | None = {"page": 1, "page_size": options.page_size}
