@@ -1,16 +1,24 @@
 """Dagster layer of the positions domain: ingest NAF inbox files, re-enrich days, refresh the
-last positions, replay the quarantine, keep the partitions. The SQL lives in ``store``."""
+last positions, replay the quarantine, keep the partitions. The SQL lives in ``store``, the file
+ingestion in ``ingestion``; both (pandas, pyarrow, ADBC) are imported inside the bodies that use
+them, so importing the definitions stays cheap (issue #20).
 
-import time
+Operations (platform_assets/ops): every NAF file is an item of the ingestion catalog; each
+ingestion run's figures go to ``ops.run_metrics`` (job ``positions_ingest_job``, source
+``inbox``; compared with their usual level by ``checks.usual_naf_volume``); under dry run (tag
+``fishnet/dry_run=true`` or FISHNET_DRY_RUN) every op and asset here reads and computes as usual
+in transactions that are rolled back, and reports what it would have written.
+"""
+
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     BackfillPolicy,
     Config,
     In,
@@ -24,22 +32,16 @@ from dagster import (
 )
 from pydantic import Field
 
-from platform_assets.ops.catalog import ingested_hashes, record_ingested
-from platform_assets.positions import store
-from platform_assets.positions.inbox import (
-    InboxFile,
-    inbox_file_at,
-    is_inbox_file,
-    list_inbox,
-    read_line_batches,
-)
+from platform_assets.ops.incremental import IncrementalConfig, resolve_window, utc_now
+from platform_assets.positions.inbox import DOMAIN, INGEST_JOB, INGEST_SOURCE
 from platform_assets.positions.partitions import positions_daily_partitions
 from platform_assets.table_metadata import row_count, table_metadata
 from resources.inboxes import NafInboxResource
 from resources.settings import setting_number
 from resources.warehouse import WarehouseResource
 
-DOMAIN = "positions"
+__all__ = ["DOMAIN", "INGEST_JOB", "INGEST_SOURCE", "NafIngestConfig"]
+
 GROUP = "positions"
 KINDS = {"postgres", "pandas"}
 POSITIONS = AssetKey(["positions", "positions"])
@@ -99,85 +101,50 @@ LAST_POSITIONS_COLUMNS = [
 ]
 
 
-class NafIngestConfig(Config):
-    """Which inbox files to ingest."""
+class NafIngestConfig(IncrementalConfig):
+    """Which inbox files to ingest. ``force`` ingests again files the catalog holds as done;
+    ``start`` / ``end`` keep the files that arrived in that window (modification time) - without
+    them every pending file is taken whenever it arrived, since the catalog, not a date, says
+    what is done (``since_last_success`` only sets the window recorded in the run metrics).
+    Stored positions are always kept (``skip_existing``: the natural key makes a re-run add
+    nothing)."""
 
     files: list[str] = Field(
         default_factory=list,
         description="inbox file names or paths; empty means every inbox file not yet ingested",
     )
-    force: bool = Field(
-        default=False, description="ingest again files the catalog already lists (idempotent)"
-    )
 
 
 def _anchorages(warehouse: WarehouseResource, log: Any) -> Any:
+    from platform_assets.positions import store
+
     with warehouse.adbc() as conn:
         frame = store.read_anchorages(conn)
     if frame.empty:
-        log.warning(
-            "reference.anchorages is empty: no position will be at port (materialise "
-            "reference/anchorages first)"
-        )
+        _warn_no_anchorages(log)
     return frame
 
 
-def _select_files(
-    config: NafIngestConfig, inbox: Path, warehouse: WarehouseResource
-) -> tuple[list[InboxFile], int, list[str]]:
-    """The requested files not yet in the catalog (all with ``force``), how many were skipped
-    as already ingested, and requested names not found."""
-    if config.files:
-        paths = dict.fromkeys(inbox / name for name in config.files)
-        found = [p for p in paths if is_inbox_file(p)]
-        missing = [str(p) for p in paths if p not in found]
-        requested = [inbox_file_at(p) for p in found]
+def _warn_no_anchorages(log: Any) -> None:
+    log.warning(
+        "reference.anchorages is empty: no position will be at port (materialise "
+        "reference/anchorages first)"
+    )
+
+
+def _end(conn: Any, dry: bool) -> None:
+    """Commit, or roll back under dry run."""
+    if dry:
+        conn.rollback()
     else:
-        requested, missing = list_inbox(inbox), []
-    if config.force:
-        return requested, 0, missing
-    with warehouse.connect() as conn:
-        done = ingested_hashes(conn, DOMAIN, [f.sha256 for f in requested])
-    return [f for f in requested if f.sha256 not in done], len(done), missing
-
-
-def ingest_file(
-    warehouse: WarehouseResource, inbox_file: InboxFile, anchorages: Any, run_id: str | None
-) -> store.IngestResult:
-    """Stream one file into the tables: one transaction per block of lines (a re-run after a
-    failure adds nothing twice), then its catalog entry."""
-    total = store.IngestResult()
-    with warehouse.adbc() as conn:
-        for batch in read_line_batches(inbox_file.path):
-            result = store.ingest_batch(conn, inbox_file.path.name, batch, anchorages)
-            conn.commit()
-            total.add(result)
-    with warehouse.connect() as conn:
-        record_ingested(
-            conn,
-            DOMAIN,
-            inbox_file.sha256,
-            inbox_file.path.name,
-            inbox_file.size,
-            {
-                "lines": total.lines,
-                "positions": total.load.rows,
-                "inserted": total.load.inserted,
-                "duplicates": total.load.duplicates,
-                "late_tracks": total.load.late_tracks,
-                "quarantined": total.quarantined,
-            },
-            run_id=run_id,
-            status="done" if not total.quarantined else "partial",
-        )
         conn.commit()
-    return total
 
 
 @op(
     out=Out(Nothing),
     description="Ingest NAF inbox files: parse, quarantine bad lines, enrich and store the rest "
-    "(idempotent), one materialisation of positions/positions per day touched.",
+    "(idempotent), one materialisation of positions/positions per day touched; each file an "
+    "item of the ingestion catalog, the run's figures in ops.run_metrics. Honours dry run.",
 )
 def ingest_naf_files(
     context: OpExecutionContext,
@@ -186,50 +153,126 @@ def ingest_naf_files(
     naf_inbox: NafInboxResource,
 ) -> None:
     """Files already in the ingestion catalog are skipped unless ``force``."""
+    from platform_assets.ops.dry_run import DryRun
+    from platform_assets.ops.metrics import RunMetrics, last_success_end, record_run_metrics
+    from platform_assets.positions import ingestion
+
+    dry = DryRun.from_context(context)
     inbox = naf_inbox.path()
-    files, skipped, missing = _select_files(config, inbox, warehouse)
-    for name in missing:
+    if not config.skip_existing:
+        context.log.warning("skip_existing=false ignored: stored positions are never rewritten")
+    with warehouse.connect() as conn:
+        last_end = last_success_end(conn, INGEST_JOB, INGEST_SOURCE)
+    window = resolve_window(config, now=utc_now(), last_success_end=last_end)
+    chosen = ingestion.select_files(
+        warehouse,
+        inbox,
+        config.files,
+        force=config.force,
+        window=window if config.start or config.end else None,
+    )
+    for name in chosen.missing:
         context.log.warning(f"requested file {name} is not a NAF file of {inbox}")
-    context.log.info(f"{len(files)} file(s) to ingest from {inbox} ({skipped} already ingested)")
-    anchorages = _anchorages(warehouse, context.log)
-    totals = store.IngestResult()
-    started = time.perf_counter()
-    for number, inbox_file in enumerate(files, start=1):
-        result = ingest_file(warehouse, inbox_file, anchorages, context.run_id)
-        totals.add(result)
+    files = chosen.files
+    context.log.info(
+        f"{len(files)} file(s) to ingest from {inbox} ({chosen.already_ingested} already "
+        f"ingested, {chosen.outside_window} outside the window)"
+        + (" - DRY RUN: nothing will be kept" if dry else "")
+    )
+    metrics = RunMetrics.start(INGEST_JOB, INGEST_SOURCE, context.run_id, window=window)
+    metrics.details.update({"dagster_job": context.job_name, "inbox": str(inbox)})
+
+    def started(cells: int) -> None:
+        if not cells:
+            _warn_no_anchorages(context.log)
+
+    def progress(number: int, inbox_file: Any, result: Any, totals: Any) -> None:
         for error in result.errors[:3]:
             context.log.warning(error)
-        rate = totals.load.rows / max(time.perf_counter() - started, 1e-9)
+        rate = totals.result.load.rows / max(totals.seconds, 1e-9)
         context.log.info(
             f"[{number}/{len(files)}] {inbox_file.path.name}: {result.lines} lines, "
             f"{result.load.inserted} new positions, {result.load.duplicates} already stored, "
             f"{result.load.late_tracks} track(s) re-enriched for late records, "
             f"{result.quarantined} quarantined ({rate:,.0f} positions/s so far)"
         )
-    for day in sorted(totals.load.days):
+
+    def record(totals: Any, status: Any) -> None:
+        metrics.items_read = len(files)
+        metrics.items_written = totals.files_with_new_positions
+        metrics.items_rejected = totals.files_with_rejects
+        metrics.rows_read = totals.result.load.rows + totals.result.quarantined
+        metrics.rows_written = totals.result.load.inserted
+        metrics.rows_rejected = totals.result.quarantined
+        metrics.details.update(
+            {
+                "duplicates": totals.result.load.duplicates,
+                "late_tracks": totals.result.load.late_tracks,
+                "updated": totals.result.load.updated,
+            }
+        )
+        metrics.finish(status)
+        with warehouse.connect() as conn:
+            record_run_metrics(conn, metrics, dry_run=dry.enabled)
+            conn.commit()
+
+    partial = ingestion.RunTotals()
+
+    def keep(number: int, inbox_file: Any, result: Any, totals: Any) -> None:
+        nonlocal partial
+        partial = totals
+        progress(number, inbox_file, result, totals)
+
+    try:
+        totals = ingestion.ingest_files(
+            warehouse,
+            files,
+            context.run_id,
+            dry_run=dry.enabled,
+            on_file=keep,
+            on_start=started,
+        )
+    except Exception:
+        record(partial, "failure")
+        raise
+    record(totals, "success")
+    result = totals.result
+    figures = metrics.as_metadata(prefix="run/")
+    writes = {
+        **dry.would_write("positions.positions", result.load.inserted, result.load.sample),
+        **dry.would_write("positions.naf_quarantine", result.quarantined),
+        **dry.would_write("ops.catalog", len(files)),
+    }
+    if dry:
+        # nothing was stored: an observation, not a materialisation of any day
+        context.log_event(AssetObservation(asset_key=POSITIONS, metadata={**figures, **writes}))
+    for day in [] if dry else sorted(result.load.days):
         context.log_event(
             AssetMaterialization(
                 asset_key=POSITIONS,
                 partition=day.isoformat(),
-                metadata={"source": "inbox", "files": len(files)},
+                metadata={"source": "inbox", "files": len(files), **figures, **writes},
             )
         )
     context.log.info(
-        f"done: {len(files)} file(s), {totals.lines} lines, {totals.load.inserted} new "
-        f"positions, {totals.load.duplicates} already stored, {totals.quarantined} quarantined"
+        f"done: {len(files)} file(s), {result.lines} lines, {result.load.inserted} new "
+        f"positions, {result.load.duplicates} already stored, {result.quarantined} quarantined"
+        + (" (dry run: all rolled back)" if dry else "")
     )
 
 
 def refresh_last_positions(
-    warehouse: WarehouseResource, now: datetime | None = None
+    warehouse: WarehouseResource, now: datetime | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Refresh positions.last_positions in one transaction; what to report."""
+    """Refresh positions.last_positions in one transaction (rolled back under dry run, after
+    reading what it would hold); what to report."""
+    from platform_assets.positions import store
+
     instant = now or datetime.now(UTC)
     with warehouse.adbc() as conn:
         count = store.refresh_last_positions(conn, instant)
-        conn.commit()
         frame = store.read_last_positions(conn)
-        conn.commit()
+        _end(conn, dry_run)
     recent = frame.sort_values("last_position_datetime_utc", ascending=False).head(5)
     return row_count(
         count,
@@ -264,9 +307,17 @@ def refresh_last_positions_op(
     context: OpExecutionContext, config: LastPositionsConfig, warehouse: WarehouseResource
 ) -> None:
     """The last step of ingestion and replay runs."""
-    metadata = refresh_last_positions(warehouse, config.instant())
-    context.log.info(f"last positions: {metadata['dagster/row_count']} track(s)")
-    context.log_event(AssetMaterialization(asset_key=LAST_POSITIONS, metadata=metadata))
+    from platform_assets.ops.dry_run import DryRun
+
+    dry = DryRun.from_context(context)
+    metadata = refresh_last_positions(warehouse, config.instant(), dry.enabled)
+    context.log.info(
+        f"last positions: {metadata['dagster/row_count']} track(s)"
+        + (" (dry run: rolled back)" if dry else "")
+    )
+    metadata.update(dry.metadata())
+    event = AssetObservation if dry else AssetMaterialization
+    context.log_event(event(asset_key=LAST_POSITIONS, metadata=metadata))
 
 
 @asset(
@@ -283,7 +334,12 @@ def refresh_last_positions_op(
     metadata=table_metadata("positions.positions", POSITIONS_COLUMNS),
 )
 def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """Re-enrich the selected days (one run for a whole backfill range)."""
+    """Re-enrich the selected days (one run for a whole backfill range); rolled back under
+    dry run."""
+    from platform_assets.ops.dry_run import DryRun
+    from platform_assets.positions import store
+
+    dry = DryRun.from_context(context)
     window = context.partition_time_window
     start, end = window.start, window.end
     anchorages = _anchorages(warehouse, context.log)
@@ -292,12 +348,14 @@ def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
             conn, (start.date() + timedelta(days=n) for n in range((end - start).days))
         )
         updated = store.reenrich_since(conn, start, anchorages)
-        conn.commit()
         count = store.count_positions(conn, start, end)
-        conn.commit()
+        _end(conn, dry.enabled)
     context.log.info(f"{start:%Y-%m-%d}..{end:%Y-%m-%d}: {count} positions, {updated} re-enriched")
     return MaterializeResult(
-        metadata=row_count(count, rows_updated=updated, window=f"{start} .. {end}")
+        metadata={
+            **row_count(count, window=f"{start} .. {end}"),
+            **dry.would_write("positions.positions (updated)", updated),
+        }
     )
 
 
@@ -311,9 +369,15 @@ def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     "A track that stops emitting keeps its last row.",
     metadata=table_metadata("positions.last_positions", LAST_POSITIONS_COLUMNS),
 )
-def last_positions(config: LastPositionsConfig, warehouse: WarehouseResource) -> MaterializeResult:
-    """Recompute at the current instant (or the configured one)."""
-    return MaterializeResult(metadata=refresh_last_positions(warehouse, config.instant()))
+def last_positions(
+    context: AssetExecutionContext, config: LastPositionsConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """Recompute at the current instant (or the configured one); rolled back under dry run."""
+    from platform_assets.ops.dry_run import DryRun
+
+    dry = DryRun.from_context(context)
+    metadata = refresh_last_positions(warehouse, config.instant(), dry.enabled)
+    return MaterializeResult(metadata={**metadata, **dry.metadata()})
 
 
 @op(
@@ -322,15 +386,19 @@ def last_positions(config: LastPositionsConfig, warehouse: WarehouseResource) ->
 )
 def replay_naf_quarantine(context: OpExecutionContext, warehouse: WarehouseResource) -> None:
     """After a parser fix: move what now parses from the quarantine into the positions."""
+    from platform_assets.ops.dry_run import DryRun
+    from platform_assets.positions import store
+
+    dry = DryRun.from_context(context)
     anchorages = _anchorages(warehouse, context.log)
     with warehouse.adbc() as conn:
         result = store.replay_quarantine(conn, anchorages)
-        conn.commit()
+        _end(conn, dry.enabled)
     context.log.info(
         f"replayed {result.replayed} line(s) ({result.load.inserted} new positions); "
-        f"{result.still_failing} still failing"
+        f"{result.still_failing} still failing" + (" (dry run: rolled back)" if dry else "")
     )
-    for day in sorted(result.load.days):
+    for day in [] if dry else sorted(result.load.days):
         context.log_event(
             AssetMaterialization(
                 asset_key=POSITIONS,
@@ -348,13 +416,20 @@ class PartitionMaintenanceConfig(Config):
 
 
 def maintain_partitions(
-    warehouse: WarehouseResource, today: date, days_ahead: int, retention_days: int
+    warehouse: WarehouseResource,
+    today: date,
+    days_ahead: int,
+    retention_days: int,
+    dry_run: bool = False,
 ) -> tuple[list[str], list[date]]:
-    """Create the coming days' partitions and drop those past retention (one transaction)."""
+    """Create the coming days' partitions and drop those past retention (one transaction,
+    rolled back under dry run)."""
+    from platform_assets.positions import store
+
     with warehouse.adbc() as conn:
         created = store.ensure_partitions_ahead(conn, today, days_ahead)
         dropped = store.apply_retention(conn, today, retention_days)
-        conn.commit()
+        _end(conn, dry_run)
     return created, dropped
 
 
@@ -363,15 +438,20 @@ def maintain_positions_partitions(
     context: OpExecutionContext, config: PartitionMaintenanceConfig, warehouse: WarehouseResource
 ) -> None:
     """Daily upkeep of positions.positions."""
+    from platform_assets.ops.dry_run import DryRun
+
+    dry = DryRun.from_context(context)
     retention = config.retention_days or int(setting_number("POSITIONS_RETENTION_DAYS") or 400)
     today = datetime.now(UTC).date()
-    created, dropped = maintain_partitions(warehouse, today, config.days_ahead, retention)
+    created, dropped = maintain_partitions(
+        warehouse, today, config.days_ahead, retention, dry.enabled
+    )
     context.log.info(
         f"partitions ensured up to {today + timedelta(days=config.days_ahead)} "
         f"({len(created)} checked); {len(dropped)} dropped (retention {retention} days)"
     )
     context.add_output_metadata(
-        {"ensured": len(created), "dropped": [d.isoformat() for d in dropped]}
+        {"ensured": len(created), "dropped": [d.isoformat() for d in dropped], **dry.metadata()}
     )
 
 

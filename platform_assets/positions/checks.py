@@ -1,10 +1,15 @@
-"""Checks of the positions assets."""
+"""Checks of the positions assets: no NAF line waits in the quarantine, one last position per
+track, and the NAF inbox brings its usual volume (``usual_naf_volume``: the latest ingestion's
+records read and positions stored, from ``ops.run_metrics``, against the mean of the 7 runs
+before it; warns below half)."""
 
 from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
+from platform_assets.ops.checks import usual_level_check
 from platform_assets.positions.assets import LAST_POSITIONS, POSITIONS
+from platform_assets.positions.inbox import INGEST_JOB, INGEST_SOURCE
 from resources.warehouse import WarehouseResource, fetch_one
 
 
@@ -56,4 +61,12 @@ def last_positions_one_row_per_track(warehouse: WarehouseResource) -> AssetCheck
     )
 
 
-POSITIONS_CHECKS = [no_quarantined_naf_lines, last_positions_one_row_per_track]
+usual_naf_volume = usual_level_check(
+    POSITIONS,
+    job=INGEST_JOB,
+    source=INGEST_SOURCE,
+    figures=("rows_read", "rows_written"),
+    fraction=0.5,
+)
+
+POSITIONS_CHECKS = [no_quarantined_naf_lines, last_positions_one_row_per_track, usual_naf_volume]

@@ -211,8 +211,12 @@ def _prepared(positions: pd.DataFrame, keep: list[str] | None = None) -> pd.Data
     frame["_time_us"] = frame["datetime_utc"].astype("int64")
     frame["latitude"] = frame["latitude"].astype(float)
     frame["longitude"] = frame["longitude"].astype(float)
-    frame["_key"] = _track_keys(frame)
-    frame["_track"] = pd.factorize(frame["_key"])[0]
+    # one code per track by hashing the three columns; the string label only per distinct track
+    codes = frame.groupby(list(TRACK_COLUMNS), dropna=False, sort=False).ngroup().to_numpy()
+    firsts = np.unique(codes, return_index=True)[1]
+    labels = _track_keys(frame.iloc[firsts]).to_numpy(dtype=object)
+    frame["_key"] = labels[codes] if len(codes) else pd.Series([], dtype="str")
+    frame["_track"] = codes.astype(np.int64)
     return frame
 
 
@@ -234,10 +238,13 @@ def _attach_state(
         batch["_late"] = False
         return batch, state.assign(_track=pd.Series(dtype="int64")).set_index("_track")
     state_keys = _track_keys(state)
-    codes = dict(zip(batch["_key"], batch["_track"], strict=False))
-    relevant = state_keys.isin(codes.keys()).to_numpy()
+    firsts = batch.drop_duplicates("_track")
+    codes = dict(zip(firsts["_key"], firsts["_track"], strict=True))
+    # a hash lookup per state row (Series.isin on strings builds Python objects per row)
+    mapped = state_keys.map(codes)
+    relevant = mapped.notna().to_numpy()
     carried = state[relevant].copy()
-    carried["_track"] = state_keys[relevant].map(codes).to_numpy()
+    carried["_track"] = mapped[relevant].astype("int64").to_numpy()
     carried = carried.set_index("_track")
     last_id = batch["_track"].map(carried["id"])
     last_time = batch["_track"].map(carried["datetime_utc"].astype("int64"))

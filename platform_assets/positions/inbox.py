@@ -21,6 +21,13 @@ from platform_assets.ops.inbox_files import (  # noqa: F401 - re-exported for ca
     takes,
 )
 
+DOMAIN = "positions"
+"""The ingestion catalog's repository of NAF files."""
+INGEST_SOURCE = "inbox"
+"""The catalog and run-metrics source of the NAF inbox files."""
+INGEST_JOB = "positions_ingest_job"
+"""The job name the ingestion's run metrics are kept under, whichever job ran it: one history
+for one ingestion (what the usual-level check compares)."""
 SUFFIXES = (".naf", ".txt", ".gz")
 BLOCK_BYTES = 8 << 20
 """Bytes read at once; a batch is the lines of one block (about 60,000 NAF records)."""

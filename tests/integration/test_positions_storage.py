@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from platform_assets.positions import enrichment, store
-from platform_assets.positions.assets import ingest_file
 from platform_assets.positions.inbox import inbox_file_at, read_line_batches
+from platform_assets.positions.ingestion import ingest_file
 from resources.warehouse import WarehouseResource
 from tests.integration.positions_helpers import START, Fix, seed_anchorages, tracks
 
@@ -53,10 +53,13 @@ def _count(warehouse: WarehouseResource, table: str) -> int:
         return conn.execute(f"SELECT count(*) FROM positions.{table}").fetchone()[0]
 
 
-def _assert_equals_full_recompute(stored: pd.DataFrame, anchorages: pd.DataFrame) -> None:
+def _assert_equals_full_recompute(
+    stored: pd.DataFrame, anchorages: pd.DataFrame, skip_ids: frozenset[int] = frozenset()
+) -> None:
     full, _ = enrichment.enrich(stored, anchorages)
     merged = stored.merge(full, on="id", suffixes=("", "_full"))
     assert len(merged) == len(stored)
+    merged = merged[~merged["id"].isin(skip_ids)]
     for column in store.ENRICHED_COLUMNS:
         got, want = merged[column], merged[f"{column}_full"]
         if column in ("is_at_port", "is_fishing"):
@@ -243,3 +246,105 @@ def test_a_track_silent_for_days_still_gets_its_last_position(warehouse: Warehou
     assert pd.to_datetime(last["last_position_datetime_utc"], utc=True).max() == pd.Timestamp(
         latest
     )
+
+
+def test_a_row_stored_behind_the_loaders_back_makes_the_batch_load_again_through_staging(
+    warehouse: WarehouseResource, tmp_path: Path
+) -> None:
+    """New rows are copied straight into the table; should one be there already (written
+    without the ingestion lock), the COPY fails, and the batch is loaded again in a new
+    transaction through the staging table, which skips it."""
+    anchorages = _anchorages(warehouse)
+    fixes = sorted(tracks(4, 20, seed=9), key=lambda f: f.at)
+    half = len(fixes) // 2
+    ingest_file(
+        warehouse, inbox_file_at(_write(tmp_path / "one.naf", fixes[:half])), anchorages, None
+    )
+    intruder = fixes[half + 3]
+    with warehouse.connect() as conn:
+        conn.execute(
+            "INSERT INTO positions.positions (track_id, internal_reference_number, "
+            "external_reference_number, ircs, latitude, longitude, datetime_utc) "
+            "SELECT track_id, internal_reference_number, external_reference_number, ircs, "
+            "%s, %s, %s FROM positions.track_state WHERE internal_reference_number "
+            "IS NOT DISTINCT FROM %s AND external_reference_number IS NOT DISTINCT FROM %s "
+            "AND ircs IS NOT DISTINCT FROM %s",
+            (intruder.lat, intruder.lon, intruder.at, intruder.cfr, intruder.xr, intruder.ircs),
+        )
+        conn.commit()
+    second = ingest_file(
+        warehouse, inbox_file_at(_write(tmp_path / "two.naf", fixes[half:])), anchorages, None
+    )
+    assert second.staged_after_conflict
+    assert second.load.inserted == len(fixes) - half - 1
+    assert _count(warehouse, "positions") == len(fixes)
+    stored = _stored(warehouse)
+    intruders = frozenset(stored.loc[stored["is_at_port"].isna(), "id"].astype(int))
+    assert len(intruders) == 1  # the loader enriched every other row, as a full recompute would
+    _assert_equals_full_recompute(stored, anchorages, skip_ids=intruders)
+
+
+def test_track_states_round_trip_exactly_through_the_table(warehouse: WarehouseResource) -> None:
+    """Infinities, NaN, unknown booleans and microsecond instants come back as they were saved,
+    and a state written in the older JSON form ({"$f": "inf"}, {"$t": ...}) reads the same."""
+    from platform_assets.positions.store.state import resolve_tracks, save_states, states_of
+
+    rng = random.Random(3)
+    identities = pd.DataFrame(
+        {
+            "internal_reference_number": ["FRA1", None, "FRA3", "FRA4"],
+            "external_reference_number": [None, "XR2", "XR3", None],
+            "ircs": ["I1", "I2", None, None],
+        }
+    ).astype("str")
+    states = enrichment.empty_state()
+    states = pd.concat([states, identities], ignore_index=True)
+    states["id"] = [1, 2, 3, 4]
+    states["datetime_utc"] = pd.to_datetime(
+        [
+            "2024-05-06T10:00:00.123456Z",
+            "2024-05-06T11:00:00Z",
+            "2024-05-07T00:00:00Z",
+            "1999-12-31T00:00:00Z",
+        ],
+        format="ISO8601",
+    )
+    for column in ("latitude", "longitude", "meters_from_previous_position"):
+        states[column] = [rng.uniform(-90, 90) for _ in range(4)]
+    states["time_since_previous_position"] = [0.1, float("nan"), 1 / 3, 0.0]
+    states["average_speed"] = [float("inf"), float("nan"), 5e-324, 1.7976931348623157e308]
+    states["time_emitting_at_sea"] = [2 / 3, 0.0, 1e-9, 123.456789]
+    states["is_at_port"] = [True, False, False, True]
+    states["is_fishing"] = pd.array([True, None, False, None], dtype="boolean")
+    states["sea_time_us"] = [2_400_000_000, 0, 3, 2**53 + 1]
+    states["previous_candidate"] = pd.array([None, True, False, None], dtype="boolean")
+    states = enrichment._typed_state(states)
+    batch = states[["id", "datetime_utc"]].copy()
+    with warehouse.adbc() as conn:
+        tracks = resolve_tracks(conn, identities)
+        save_states(conn, tracks, states, batch.assign(track_id=tracks["track_id"]))
+        conn.commit()
+        back = states_of(resolve_tracks(conn, identities))
+        conn.commit()
+    pd.testing.assert_frame_equal(back, states)
+
+    with warehouse.connect() as conn:  # the older JSON form of track 1's state
+        conn.execute(
+            """UPDATE positions.track_state SET state = jsonb_build_object(
+                 'id', 1, 'datetime_utc', jsonb_build_object('$t', '2024-05-06T10:00:00.123456+00:00'),
+                 'latitude', %s::float8, 'longitude', %s::float8, 'is_at_port', true,
+                 'meters_from_previous_position', %s::float8, 'time_since_previous_position', 0.1,
+                 'average_speed', jsonb_build_object('$f', 'inf'), 'is_fishing', true,
+                 'time_emitting_at_sea', %s::float8, 'sea_time_us', 2400000000,
+                 'previous_candidate', null)
+               WHERE internal_reference_number = 'FRA1'""",
+            (
+                *states.loc[0, ["latitude", "longitude", "meters_from_previous_position"]],
+                states.loc[0, "time_emitting_at_sea"],
+            ),
+        )
+        conn.commit()
+    with warehouse.adbc() as conn:
+        old = states_of(resolve_tracks(conn, identities.iloc[:1]))
+        conn.commit()
+    pd.testing.assert_frame_equal(old, states.iloc[:1])

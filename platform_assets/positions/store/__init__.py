@@ -14,7 +14,12 @@ This module re-exports what the Dagster layer, the tests and the benchmark use.
 """
 
 from platform_assets.positions import naf
-from platform_assets.positions.store.ingest import IngestResult, ingest_batch, replay_quarantine
+from platform_assets.positions.store.ingest import (
+    IngestResult,
+    ingest_batch,
+    ingest_batch_committed,
+    replay_quarantine,
+)
 from platform_assets.positions.store.last_positions import (
     read_last_positions,
     refresh_last_positions,
@@ -37,16 +42,19 @@ from platform_assets.positions.store.schema import (
     POSITION_COLUMNS,
     normalise_parsed,
 )
+from platform_assets.positions.store.writes import NaturalKeyConflict
 
 __all__ = [
     "ENRICHED_COLUMNS",
     "POSITION_COLUMNS",
     "IngestResult",
+    "NaturalKeyConflict",
     "apply_retention",
     "count_positions",
     "ensure_partitions",
     "ensure_partitions_ahead",
     "ingest_batch",
+    "ingest_batch_committed",
     "load_positions",
     "naf",
     "normalise_parsed",

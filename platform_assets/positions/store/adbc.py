@@ -56,18 +56,20 @@ def _types_mapper(dtype: pa.DataType) -> Any:
     return None
 
 
-def copy_into(conn: Any, table: str, data: pd.DataFrame, columns: Sequence[str]) -> None:
-    """Binary COPY of ``data[columns]`` into an existing temporary table."""
+def copy_into(
+    conn: Any, table: str, data: pd.DataFrame, columns: Sequence[str], schema: str = "pg_temp"
+) -> None:
+    """Binary COPY of ``data[columns]`` into an existing table (temporary by default)."""
     if data.empty:
         return
     arrow = pa.Table.from_pandas(data[list(columns)], preserve_index=False)
-    copy_arrow(conn, table, arrow)
+    copy_arrow(conn, table, arrow, schema)
 
 
-def copy_arrow(conn: Any, table: str, arrow: pa.Table) -> None:
-    """Binary COPY of an Arrow table into an existing temporary table."""
+def copy_arrow(conn: Any, table: str, arrow: pa.Table, schema: str = "pg_temp") -> None:
+    """Binary COPY of an Arrow table into an existing table (temporary by default)."""
     cur = conn.cursor()
     try:
-        cur.adbc_ingest(table, arrow, mode="append", db_schema_name="pg_temp")
+        cur.adbc_ingest(table, arrow, mode="append", db_schema_name=schema)
     finally:
         cur.close()

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from platform_assets.positions import naf
+from platform_assets.positions.geodesy import AnchorageIndex
 from platform_assets.positions.inbox import LineBatch
 from platform_assets.positions.store.load import LoadResult, load_positions
 from platform_assets.positions.store.quarantine import (
@@ -18,6 +19,7 @@ from platform_assets.positions.store.quarantine import (
     record_failed_attempt,
     release_quarantined,
 )
+from platform_assets.positions.store.writes import NaturalKeyConflict
 
 
 @dataclass
@@ -28,6 +30,8 @@ class IngestResult:
     lines: int = 0
     quarantined: int = 0
     errors: list[str] = field(default_factory=list)
+    staged_after_conflict: bool = False
+    """A direct COPY met a stored row, and the batch was loaded again through staging."""
 
     def add(self, other: IngestResult) -> None:
         """Accumulate another batch."""
@@ -35,12 +39,19 @@ class IngestResult:
         self.lines += other.lines
         self.quarantined += other.quarantined
         self.errors.extend(other.errors[: max(0, 20 - len(self.errors))])
+        self.staged_after_conflict |= other.staged_after_conflict
 
 
 def ingest_batch(
-    conn: Any, source_file: str, batch: LineBatch, anchorages: pd.DataFrame
+    conn: Any,
+    source_file: str,
+    batch: LineBatch,
+    anchorages: pd.DataFrame | AnchorageIndex,
+    *,
+    direct: bool = True,
 ) -> IngestResult:
-    """Parse one batch of a file's lines, quarantine the bad ones, store the rest."""
+    """Parse one batch of a file's lines, quarantine the bad ones, store the rest (in the
+    caller's transaction; ``direct``: see ``load.load_positions``)."""
     frame, errors = naf.parse_lines(batch.lines, first_line_number=batch.first_line)
     bad = [
         QuarantinedLine(
@@ -55,7 +66,22 @@ def ingest_batch(
     result = IngestResult(lines=len(batch.lines))
     result.quarantined = quarantine(conn, bad)
     result.errors = [f"{source_file}:{b.line_number}: {b.error}" for b in bad[:20]]
-    result.load = load_positions(conn, frame, anchorages)
+    result.load = load_positions(conn, frame, anchorages, direct=direct)
+    return result
+
+
+def ingest_batch_committed(
+    conn: Any, source_file: str, batch: LineBatch, anchorages: AnchorageIndex
+) -> IngestResult:
+    """``ingest_batch`` in its own transaction, committed: by direct COPY, and should a row
+    turn out to be stored already (``NaturalKeyConflict``), again through the staging table."""
+    try:
+        result = ingest_batch(conn, source_file, batch, anchorages, direct=True)
+    except NaturalKeyConflict:
+        conn.rollback()
+        result = ingest_batch(conn, source_file, batch, anchorages, direct=False)
+        result.staged_after_conflict = True
+    conn.commit()
     return result
 
 
@@ -68,7 +94,7 @@ class ReplayResult:
     load: LoadResult = field(default_factory=LoadResult)
 
 
-def replay_quarantine(conn: Any, anchorages: pd.DataFrame) -> ReplayResult:
+def replay_quarantine(conn: Any, anchorages: pd.DataFrame | AnchorageIndex) -> ReplayResult:
     """Parse the quarantined lines again; store and release those that now parse."""
     rows = quarantined_lines(conn)
     result = ReplayResult()
@@ -89,7 +115,7 @@ def replay_quarantine(conn: Any, anchorages: pd.DataFrame) -> ReplayResult:
     blank = {i for i, line in enumerate(lines) if not line.strip() and i not in failing}
     failing.update({i: "blank line" for i in blank})
     ids = rows["id"].astype("int64").to_numpy()
-    result.load = load_positions(conn, frame, anchorages)
+    result.load = load_positions(conn, frame, anchorages, direct=False)
     released = [int(ids[i]) for i in range(len(ids)) if i not in failing]
     release_quarantined(conn, released)
     record_failed_attempt(conn, [(int(ids[i]), message) for i, message in failing.items()])

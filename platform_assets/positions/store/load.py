@@ -4,8 +4,10 @@ In one transaction:
 
 1. Rows repeated inside the batch are dropped (natural key: track + datetime + coordinates).
 2. The ingestion lock (a transaction advisory lock) serialises loaders, so two runs cannot
-   enrich the same track from the same state; the unique natural key is the final guard
-   (``INSERT ... ON CONFLICT DO NOTHING`` from a COPY-filled staging table).
+   enrich the same track from the same state; the unique natural key is the final guard (new
+   rows are copied straight into the table; a row stored behind the lock's back makes that
+   COPY fail, and the batch is loaded again through a staging table and ``INSERT ... ON
+   CONFLICT DO NOTHING``, see ``writes``).
 3. Each track is resolved (``positions.track_state``, created when new) with its carried state.
    Rows later than the track's last stored position are enriched from that state (the common
    case: one write per row). Rows of a track whose batch reaches back to or before its last
@@ -14,7 +16,8 @@ In one transaction:
    re-enriched from the state rebuilt from its last two stored rows before the late record
    (``reenrich.replay_tracks``), which gives exactly the full recompute.
 4. Stored rows whose enrichment changes (the previous last row, whose ``is_fishing`` waited
-   for a successor; a track's tail after a late record) are updated in place.
+   for a successor, when it did change; a track's tail after a late record) are updated in
+   place.
 """
 
 from __future__ import annotations
@@ -27,20 +30,38 @@ import numpy as np
 import pandas as pd
 
 from platform_assets.positions import enrichment
+from platform_assets.positions.geodesy import AnchorageIndex
 from platform_assets.positions.store.adbc import copy_into, execute, frame, scalar
 from platform_assets.positions.store.reenrich import replay_tracks
 from platform_assets.positions.store.schema import (
+    ENRICHED_COLUMNS,
     NATURAL_KEY,
-    identity_key,
+    identity_codes,
     lock,
     normalise_parsed,
 )
-from platform_assets.positions.store.state import decode_states, resolve_tracks, save_states
+from platform_assets.positions.store.state import resolve_tracks, save_states, states_of
 from platform_assets.positions.store.writes import (
     changed_rows,
+    days_of,
     insert_positions,
     update_enrichment,
 )
+
+SAMPLE_ROWS = 5
+SAMPLE_COLUMNS = [
+    "id",
+    "track_id",
+    "internal_reference_number",
+    "ircs",
+    "external_reference_number",
+    "datetime_utc",
+    "latitude",
+    "longitude",
+    "is_at_port",
+    "is_fishing",
+    "time_emitting_at_sea",
+]
 
 
 @dataclass
@@ -53,6 +74,8 @@ class LoadResult:
     late_tracks: int = 0
     updated: int = 0
     days: set[date] = field(default_factory=set)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    """A few of the rows written, enriched (what a dry run shows)."""
 
     def add(self, other: LoadResult) -> None:
         """Accumulate another batch's counts."""
@@ -62,32 +85,41 @@ class LoadResult:
         self.late_tracks += other.late_tracks
         self.updated += other.updated
         self.days |= other.days
+        self.sample.extend(other.sample[: max(0, SAMPLE_ROWS - len(self.sample))])
 
 
 def load_positions(
-    conn: Any, parsed: pd.DataFrame, anchorages: pd.DataFrame, *, normalised: bool = False
+    conn: Any,
+    parsed: pd.DataFrame,
+    anchorages: pd.DataFrame | AnchorageIndex,
+    *,
+    normalised: bool = False,
+    direct: bool = True,
 ) -> LoadResult:
     """Store a batch of parsed positions idempotently, enriched; see the module docstring.
 
-    ``anchorages``: the ``reference.anchorages`` rows (``h3`` column at least). Runs in the
-    caller's transaction, which must commit.
+    ``anchorages``: the ``reference.anchorages`` rows (``h3`` column at least), or their index
+    built once for many batches. Runs in the caller's transaction, which must commit.
+    ``direct``: new rows are copied straight into the table (``writes.insert_positions``); on
+    ``writes.NaturalKeyConflict`` roll back and load again with ``direct=False``.
     """
     batch = parsed if normalised else normalise_parsed(parsed)
     result = LoadResult(rows=len(batch))
     if batch.empty:
         return result
+    if not isinstance(anchorages, AnchorageIndex):
+        anchorages = AnchorageIndex.from_frame(anchorages)
     lock(conn)
-    tracks = resolve_tracks(conn, batch)
-    track_of = dict(zip(identity_key(tracks), tracks["track_id"], strict=True))
-    batch = batch.assign(track_id=identity_key(batch).map(track_of))
+    codes, identities = identity_codes(batch)
+    tracks = resolve_tracks(conn, identities)
+    batch = batch.assign(track_id=tracks["track_id"].to_numpy(dtype="int64")[codes])
+    # each row's track's last stored instant (NaT for a new track)
+    last_stored = pd.to_datetime(tracks["last_datetime_utc"], utc=True).dt.as_unit("us")
+    last = pd.Series(last_stored.array.take(codes), index=batch.index)
     before = len(batch)
     batch = batch.drop_duplicates(NATURAL_KEY, keep="first")
     result.duplicates += before - len(batch)
-
-    last_by_track = dict(
-        zip(tracks["track_id"], pd.to_datetime(tracks["last_datetime_utc"], utc=True), strict=True)
-    )
-    last = pd.to_datetime(batch["track_id"].map(last_by_track), utc=True)
+    last = last.loc[batch.index]
     reaches_back = last.notna() & (batch["datetime_utc"] <= last)
     suspect_tracks = set(batch.loc[reaches_back, "track_id"])
     if suspect_tracks:
@@ -110,11 +142,12 @@ def load_positions(
 
     if not appended.empty:
         carried = tracks[tracks["track_id"].isin(set(appended["track_id"]))]
-        state = decode_states(carried, carried["state"].tolist())
+        state = states_of(carried)
         enriched, new_state = enrichment.enrich(appended, anchorages, state=state)
-        new_ids = set(appended["id"])
-        inserts.append(appended.merge(enriched, on="id", how="inner"))
-        updates.append(_locate_revised(conn, enriched[~enriched["id"].isin(new_ids)], tracks))
+        reemitted = ~enriched["id"].isin(appended["id"])
+        inserts.append(appended.merge(enriched[~reemitted], on="id", how="inner"))
+        revised = _really_revised(enriched[reemitted], state)
+        updates.append(_locate_revised(conn, revised, tracks))
         states.append(new_state)
 
     if late_tracks:
@@ -130,14 +163,29 @@ def load_positions(
         states.append(new_state)
 
     insert = pd.concat(inserts, ignore_index=True) if inserts else pd.DataFrame()
-    result.inserted = insert_positions(conn, insert)
-    result.days = set(insert["datetime_utc"].dt.date) if not insert.empty else set()
+    result.inserted = insert_positions(conn, insert, direct=direct)
+    result.days = days_of(insert["datetime_utc"]) if not insert.empty else set()
+    result.sample = _sample(insert)
     revised = [u for u in updates if not u.empty]
     result.updated = update_enrichment(
         conn, pd.concat(revised, ignore_index=True) if revised else pd.DataFrame()
     )
     save_states(conn, tracks, pd.concat(states, ignore_index=True), batch)
     return result
+
+
+def _sample(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The first rows written, as plain values (instants as ISO text, nulls as None)."""
+    if rows.empty:
+        return []
+    head = rows.head(SAMPLE_ROWS).reindex(columns=SAMPLE_COLUMNS)
+    head["datetime_utc"] = pd.to_datetime(head["datetime_utc"], utc=True).map(
+        lambda t: t.isoformat()
+    )
+    return [
+        {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in head.astype(object).to_dict(orient="records")
+    ]
 
 
 def reserve_ids(conn: Any, count: int) -> np.ndarray:
@@ -165,16 +213,35 @@ def _existing_keys(conn: Any, rows: pd.DataFrame) -> pd.Series:
         "ON COMMIT DROP",
     )
     copy_into(conn, "_probe", probe, [*NATURAL_KEY, "row_number"])
+    instants = rows["datetime_utc"]
     found = frame(
         conn,
         "SELECT q.row_number FROM _probe q WHERE EXISTS (SELECT 1 FROM positions.positions p "
         "WHERE p.track_id = q.track_id AND p.datetime_utc = q.datetime_utc "
-        "AND p.latitude = q.latitude AND p.longitude = q.longitude)",
+        "AND p.latitude = q.latitude AND p.longitude = q.longitude "
+        "AND p.datetime_utc BETWEEN $1::timestamptz AND $2::timestamptz)",
+        [instants.min().isoformat(), instants.max().isoformat()],
     )
     execute(conn, "DROP TABLE _probe")
     exists = np.zeros(len(rows), dtype=bool)
     exists[found["row_number"].to_numpy(dtype="int64")] = True
     return pd.Series(exists, index=rows.index)
+
+
+def _really_revised(reemitted: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
+    """The re-emitted previous last rows whose enrichment differs from what the carried state
+    says is stored (only ``is_fishing`` can change: it waited for a successor). Most do not
+    change (a vessel at port stays not fishing), and an unchanged row is not rewritten."""
+    if reemitted.empty:
+        return reemitted
+    stored = state[["id", *ENRICHED_COLUMNS]].drop_duplicates("id")
+    both = reemitted.merge(stored, on="id", how="left", suffixes=("", "_stored"))
+    differs = np.zeros(len(both), dtype=bool)
+    for column in ENRICHED_COLUMNS:
+        new, old = both[column].astype("object"), both[f"{column}_stored"].astype("object")
+        same = (new.isna() & old.isna()) | (new == old).fillna(False).astype(bool)
+        differs |= ~same.to_numpy(dtype=bool)
+    return reemitted[differs]
 
 
 def _locate_revised(conn: Any, revised: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFrame:

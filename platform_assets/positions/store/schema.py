@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from platform_assets.positions.store.adbc import execute
@@ -46,9 +47,22 @@ def lock(conn: Any) -> None:
 
 
 def identity_key(frame: pd.DataFrame) -> pd.Series:
-    """One string per row for the identity triple, nulls equal (to match tracks in pandas)."""
+    """One string per row for the identity triple, nulls equal (to match tracks in pandas).
+
+    Costs a string per row: use it on small frames (one row per track); for a batch of
+    positions use `identity_codes`."""
     parts = [frame[c].astype("string").fillna(NULL_SENTINEL) for c in IDENTITY]
     return parts[0].str.cat(parts[1:], sep="\x02")
+
+
+def identity_codes(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's identity as a small integer (nulls equal), and the distinct identities in
+    code order: hashing the three columns, no string built per row."""
+    if frame.empty:
+        return np.empty(0, dtype="int64"), frame[IDENTITY].iloc[:0].reset_index(drop=True)
+    codes = frame.groupby(IDENTITY, dropna=False, sort=False).ngroup().to_numpy(dtype="int64")
+    first = np.unique(codes, return_index=True)[1]
+    return codes, frame[IDENTITY].iloc[first].reset_index(drop=True)
 
 
 def normalise_parsed(frame: pd.DataFrame) -> pd.DataFrame:

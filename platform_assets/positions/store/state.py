@@ -1,16 +1,15 @@
 """Tracks and their carried enrichment state (``positions.track_state``).
 
 A track is one exact identity triple (nulls equal). Its state (last position, time at sea,
-fishing run: ``enrichment.STATE_DTYPES``) is stored as JSON with exact floats, infinities and
-instants, so that the next batch continues exactly where this one stopped.
+fishing run: ``enrichment.STATE_DTYPES``) is stored as one JSON object, built and read by
+PostgreSQL from typed columns (binary COPY in, Arrow out), so no Python JSON runs per track and
+every value is exact: a double is written in its shortest round-trip form (an infinity as the
+string "Infinity", which reads back as one), an instant as ISO text. Objects written by earlier
+versions (``{"$f": "inf"}``, ``{"$t": "..."}``) read the same.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,75 +19,69 @@ from platform_assets.positions import enrichment
 from platform_assets.positions.store.adbc import copy_into, execute, frame
 from platform_assets.positions.store.schema import IDENTITY, NULL_SENTINEL, identity_key
 
-
-def _encode(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return {"$t": pd.Timestamp(value).isoformat()}
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return {"$f": "inf" if value > 0 else "-inf"}
-    return value
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "$t" in value:
-            return pd.Timestamp(value["$t"])
-        if "$f" in value:
-            return float(value["$f"])
-    return value
+#: The stored fields of a state and their SQL types.
+STATE_FIELDS: dict[str, str] = {
+    "id": "bigint",
+    "datetime_utc": "timestamptz",
+    "latitude": "double precision",
+    "longitude": "double precision",
+    "is_at_port": "boolean",
+    "meters_from_previous_position": "double precision",
+    "time_since_previous_position": "double precision",
+    "average_speed": "double precision",
+    "is_fishing": "boolean",
+    "time_emitting_at_sea": "double precision",
+    "sea_time_us": "bigint",
+    "previous_candidate": "boolean",
+}
+_PREFIX = "state_"
 
 
-def encode_states(states: pd.DataFrame) -> list[str]:
-    """Each state row as JSON (exact floats, infinities and instants kept)."""
-    records = states.to_dict(orient="records")
-    return [
-        json.dumps({str(k): _encode(v) for k, v in record.items() if k not in IDENTITY})
-        for record in records
-    ]
+def _read_field(name: str, sql_type: str) -> str:
+    """SQL reading one state field as its type (the older object forms included)."""
+    if sql_type == "double precision":
+        text = f"coalesce(t.state -> '{name}' ->> '$f', t.state ->> '{name}')"
+    elif sql_type == "timestamptz":
+        text = f"coalesce(t.state -> '{name}' ->> '$t', t.state ->> '{name}')"
+    else:
+        text = f"t.state ->> '{name}'"
+    return f"({text})::{sql_type} AS {_PREFIX}{name}"
 
 
-def decode_states(identities: pd.DataFrame, payloads: Sequence[str | None]) -> pd.DataFrame:
-    """The carried states of tracks (identity columns + the stored fields) as a frame."""
-    records = []
-    for identity, payload in zip(
-        identities[IDENTITY].to_dict(orient="records"), payloads, strict=True
-    ):
-        if not isinstance(payload, str | dict):  # None / NaN: a track without state yet
-            continue
-        data = json.loads(payload) if isinstance(payload, str) else payload
-        records.append({**identity, **{k: _decode(v) for k, v in data.items()}})
-    if not records:
+def states_of(tracks: pd.DataFrame) -> pd.DataFrame:
+    """The carried states of tracks read by `resolve_tracks` (identity columns + fields), for
+    the tracks that have one."""
+    carried = tracks[tracks["has_state"].fillna(False).astype(bool)]
+    if carried.empty:
         return enrichment.empty_state()
-    states = pd.DataFrame.from_records(records)
+    states = carried[IDENTITY].reset_index(drop=True)
+    for name in STATE_FIELDS:
+        states[name] = carried[_PREFIX + name].to_numpy()
     for column, dtype in enrichment.STATE_DTYPES.items():
-        if column not in states.columns or column in IDENTITY:
+        if column in IDENTITY:
             continue
         if dtype.startswith("datetime64"):
             states[column] = pd.to_datetime(states[column], utc=True).astype(dtype)
         elif dtype == "float64":
             states[column] = pd.to_numeric(states[column]).astype(dtype)
+        elif dtype == "int64":
+            states[column] = pd.to_numeric(states[column]).astype("int64")
         else:
             states[column] = states[column].astype(dtype)
-    return states
+    return states[list(enrichment.STATE_DTYPES)]
 
 
-def resolve_tracks(conn: Any, batch: pd.DataFrame) -> pd.DataFrame:
-    """track_id, last stored datetime/id and carried state of every identity in ``batch``,
-    creating missing tracks."""
-    identities = batch[IDENTITY].drop_duplicates().reset_index(drop=True)
+def resolve_tracks(conn: Any, identities: pd.DataFrame) -> pd.DataFrame:
+    """track_id, last stored datetime/id and carried state of each distinct identity (row i of
+    the result is identity i), creating missing tracks."""
     execute(
         conn,
-        "CREATE TEMP TABLE _identities (internal_reference_number text, "
+        "CREATE TEMP TABLE _identities (ordinal bigint, internal_reference_number text, "
         "external_reference_number text, ircs text) ON COMMIT DROP",
     )
-    copy_into(conn, "_identities", identities, IDENTITY)
+    numbered = identities[IDENTITY].reset_index(drop=True)
+    numbered.insert(0, "ordinal", np.arange(len(numbered), dtype="int64"))
+    copy_into(conn, "_identities", numbered, ["ordinal", *IDENTITY])
     execute(
         conn,
         f"INSERT INTO positions.track_state ({', '.join(IDENTITY)}) "
@@ -98,13 +91,19 @@ def resolve_tracks(conn: Any, batch: pd.DataFrame) -> pd.DataFrame:
     join = " AND ".join(
         f"coalesce(t.{c}, '{NULL_SENTINEL}') = coalesce(i.{c}, '{NULL_SENTINEL}')" for c in IDENTITY
     )
+    fields = ", ".join(_read_field(name, kind) for name, kind in STATE_FIELDS.items())
     tracks = frame(
         conn,
         f"SELECT t.track_id, {', '.join('t.' + c for c in IDENTITY)}, t.last_position_id, "
-        f"t.last_datetime_utc, t.state::text AS state "
-        f"FROM _identities i JOIN positions.track_state t ON {join}",
+        f"t.last_datetime_utc, t.state IS NOT NULL AS has_state, {fields} "
+        f"FROM _identities i JOIN positions.track_state t ON {join} ORDER BY i.ordinal",
     )
     execute(conn, "DROP TABLE _identities")
+    if len(tracks) != len(numbered):
+        raise RuntimeError(
+            f"{len(numbered)} track identities resolved to {len(tracks)} tracks: "
+            "positions.track_state lost its unique identity key?"
+        )
     return tracks
 
 
@@ -115,25 +114,28 @@ def save_states(conn: Any, tracks: pd.DataFrame, states: pd.DataFrame, batch: pd
     by_identity = dict(zip(identity_key(tracks), tracks["track_id"], strict=True))
     states = states.assign(track_id=identity_key(states).map(by_identity))
     states = states[states["track_id"].notna()]
-    payload = pd.DataFrame(
-        {
-            "track_id": states["track_id"].astype("int64").to_numpy(),
-            "state": encode_states(states.drop(columns=["track_id"])),
-        }
-    ).merge(_last_rows(batch), on="track_id", how="left")
+    payload = pd.DataFrame({"track_id": states["track_id"].astype("int64").to_numpy()})
+    for name in STATE_FIELDS:
+        values = states[name]
+        if STATE_FIELDS[name] == "double precision":
+            # NaN is "no value" (null), as the enrichment reads it back
+            values = values.astype("float64").where(lambda v: ~np.isnan(v))
+        payload[name] = values.to_numpy()
+    payload = payload.merge(_last_rows(batch), on="track_id", how="left")
+    columns = ["track_id", *STATE_FIELDS, "last_position_id", "last_datetime_utc"]
+    typed = ", ".join(f"{name} {kind}" for name, kind in STATE_FIELDS.items())
     execute(
         conn,
-        "CREATE TEMP TABLE _states (track_id bigint, state text, last_position_id bigint, "
+        f"CREATE TEMP TABLE _states (track_id bigint, {typed}, last_position_id bigint, "
         "last_datetime_utc timestamptz) ON COMMIT DROP",
     )
-    copy_into(
-        conn, "_states", payload, ["track_id", "state", "last_position_id", "last_datetime_utc"]
-    )
+    copy_into(conn, "_states", payload, columns)
+    built = ", ".join(f"'{name}', s.{name}" for name in STATE_FIELDS)
     execute(
         conn,
-        """
+        f"""
         UPDATE positions.track_state t
-        SET state = s.state::jsonb,
+        SET state = jsonb_build_object({built}),
             last_position_id = CASE WHEN t.last_datetime_utc IS NULL
                 OR s.last_datetime_utc >= t.last_datetime_utc THEN s.last_position_id
                 ELSE t.last_position_id END,
