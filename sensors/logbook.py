@@ -8,7 +8,6 @@ from dagster import (
 )
 
 from platform_assets.logbook.assets import DOMAIN, LogbookIngestConfig
-from platform_assets.logbook.inbox import list_inbox
 from platform_assets.logbook.jobs import logbook_ingest_job
 from resources.inboxes import LogbookInboxResource
 from resources.warehouse import WarehouseResource
@@ -27,6 +26,10 @@ def logbook_inbox_sensor(
     logbook_inbox: LogbookInboxResource,
 ):
     """Files already in the ingestion catalog are skipped; run keys stop a file running twice."""
+    # the inbox reader pulls the parser (lxml) and the loader (psycopg): loaded by a tick, not
+    # by the definitions
+    from platform_assets.logbook.inbox import list_inbox
+
     inbox = logbook_inbox.path()
     return new_file_requests(
         inbox,

@@ -125,6 +125,8 @@ class LoadResult:
 
     messages: int = 0
     new_messages: int = 0
+    replaced: int = 0
+    """Stored messages overwritten by this batch's version (``replace``)."""
     already_known: int = 0
     conflicts: int = 0
     reports: int = 0
@@ -134,6 +136,7 @@ class LoadResult:
     def add(self, other: LoadResult) -> None:
         self.messages += other.messages
         self.new_messages += other.new_messages
+        self.replaced += other.replaced
         self.already_known += other.already_known
         self.conflicts += other.conflicts
         self.reports += other.reports
@@ -212,12 +215,15 @@ def _conflict(raw: RawMessage, number: str, stored: str) -> _Quarantined:
 
 
 def _store(
-    conn: psycopg.Connection, messages: Sequence[tuple[RawMessage, ParsedMessage]]
+    conn: psycopg.Connection,
+    messages: Sequence[tuple[RawMessage, ParsedMessage]],
+    replace: bool = False,
 ) -> tuple[LoadResult, list[_Quarantined]]:
     """Insert the new messages and their reports; return what was done and the conflicts.
 
     A message under an operation number already stored (or seen earlier in the batch) is a
-    re-delivery when its content is the same (skipped), a conflict when it differs.
+    re-delivery when its content is the same (skipped), a conflict when it differs. With
+    ``replace``, the batch's message replaces the stored one and its reports (parsed again).
     """
     result = LoadResult(messages=len(messages))
     # Per operation number: the first message (the candidate for storage), then every message of
@@ -250,6 +256,16 @@ def _store(
                         digest,
                     )
                 )
+        replaced = 0
+        if replace:  # the stored versions go, with their reports; the batch's take their place
+            numbers = sorted(first)
+            cur.execute(
+                "DELETE FROM logbook.logbook_reports WHERE operation_number = ANY(%s)", (numbers,)
+            )
+            replaced = cur.execute(
+                "DELETE FROM logbook.logbook_raw_messages WHERE operation_number = ANY(%s)",
+                (numbers,),
+            ).rowcount
         # Key order, so that concurrent runs lock shared operation numbers in the same order.
         new = {
             number
@@ -299,7 +315,8 @@ def _store(
                         values[value_at] = Jsonb(values[value_at])
                     copy.write_row(values)
                     reports += 1
-    result.new_messages = len(new)
+    result.new_messages = len(new) - replaced
+    result.replaced = replaced
     result.conflicts = len(conflicts)
     result.already_known = result.messages - len(new) - len(conflicts)
     result.reports = reports
@@ -307,11 +324,14 @@ def _store(
 
 
 def store_messages(
-    conn: psycopg.Connection, messages: Sequence[tuple[RawMessage, ParsedMessage]]
+    conn: psycopg.Connection,
+    messages: Sequence[tuple[RawMessage, ParsedMessage]],
+    replace: bool = False,
 ) -> LoadResult:
     """Insert the new messages and their reports in the connection's transaction; a different
-    message under a stored operation number goes to the quarantine as a conflict."""
-    result, conflicts = _store(conn, messages)
+    message under a stored operation number goes to the quarantine as a conflict (with
+    ``replace``, it replaces the stored one instead)."""
+    result, conflicts = _store(conn, messages, replace)
     result.quarantined = _quarantine(conn, conflicts)
     result.errors = [item.error for item in conflicts]
     return result
@@ -367,14 +387,18 @@ def quarantine(conn: psycopg.Connection, failed: Sequence[tuple[RawMessage, str]
     )
 
 
-def ingest(conn: psycopg.Connection, raws: Iterable[RawMessage]) -> LoadResult:
+def ingest(
+    conn: psycopg.Connection, raws: Iterable[RawMessage], *, replace: bool = False
+) -> LoadResult:
     """Parse and store a batch in the connection's transaction (the caller commits).
 
     Unreadable items, unparsable messages and conflicts go to the quarantine; the rest is stored.
+    ``replace``: messages already stored under the same operation numbers are overwritten (and
+    their reports derived again) instead of skipped.
     """
     with _cyclic_gc_paused():
         parsed, failed = parse_batch(raws)
-        result = store_messages(conn, parsed)
+        result = store_messages(conn, parsed, replace)
     result.quarantined += quarantine(conn, failed)
     result.messages += len(failed)
     result.errors += [error for _, error in failed]

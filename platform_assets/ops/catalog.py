@@ -30,9 +30,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
+
 
 Status = Literal["done", "partial", "failed"]
 DONE_STATUSES: tuple[Status, ...] = ("done", "partial")

@@ -32,12 +32,14 @@ import decimal
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import psycopg
 from dagster import MetadataValue
 
 from resources.publisher import DryRunResource, parse_flag
+
+if TYPE_CHECKING:
+    import psycopg
 
 DRY_RUN_TAG = "fishnet/dry_run"
 SAMPLE_ROWS = 5

@@ -1,23 +1,21 @@
 """The publishing job: export a chosen table or view as CSV and/or JSON batches to an endpoint."""
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import Config, MetadataValue, OpExecutionContext, Out, Output, job, op
 from pydantic import Field
 
 from platform_assets.ops.dry_run import DryRun
-from platform_assets.ops.publish import (
-    CHUNK_ROWS,
-    ChunkSummary,
-    PublishSummary,
-    export_csv,
-    publish_json,
-)
 from resources.publisher import DryRunResource, PublisherResource
 from resources.warehouse import WarehouseResource
 
+if TYPE_CHECKING:  # publish.py (psycopg) is imported by the op's body, not by the definitions
+    from platform_assets.ops.publish import ChunkSummary, PublishSummary
+
 MAX_CHUNKS_IN_METADATA = 200
+CHUNK_ROWS = 10_000
+"""Rows per JSON batch by default (publish.CHUNK_ROWS; a test holds them equal)."""
 
 
 class PublishConfig(Config):
@@ -51,7 +49,7 @@ def _split_destination(destination: str | None) -> tuple[str | None, str | None]
     return None, destination
 
 
-def _summary_metadata(prefix: str, summary: PublishSummary) -> dict[str, Any]:
+def _summary_metadata(prefix: str, summary: "PublishSummary") -> dict[str, Any]:
     meta: dict[str, Any] = {
         f"{prefix}/destination": summary.destination,
         f"{prefix}/rows": summary.rows,
@@ -80,6 +78,8 @@ def publish_relation(
     dry_run: DryRunResource,
 ) -> Output[dict]:
     """Stream the relation out; under dry run read and build everything, send and write nothing."""
+    from platform_assets.ops.publish import export_csv, publish_json
+
     dry = DryRun.from_context(context, dry_run)
     url_override, dir_override = _split_destination(config.destination)
     key = config.key or None
@@ -104,7 +104,7 @@ def publish_relation(
     if config.format in ("json", "both"):
         endpoint = publisher.endpoint(url_override)
 
-        def log_chunk(chunk: ChunkSummary) -> None:
+        def log_chunk(chunk: "ChunkSummary") -> None:
             if dry:
                 context.log.info(f"chunk {chunk.number}: would send {chunk.rows} rows")
             else:

@@ -28,11 +28,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
-
-import psycopg
+from typing import TYPE_CHECKING, Any, Literal
 
 from platform_assets.ops.incremental import Window
+
+if TYPE_CHECKING:
+    import psycopg
 
 FIGURES: tuple[str, ...] = (
     "items_read",

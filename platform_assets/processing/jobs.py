@@ -13,9 +13,11 @@ that started it is only a tag (`fishnet/change_batch`).
 
 # No `from __future__ import annotations` here: Dagster reads these annotations (config and
 # resource parameters) when the definitions are built.
+# The planner (ortools, numpy), the launcher's clients and the SQL modules are imported by the op
+# bodies, not by the definitions.
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetKey,
@@ -35,8 +37,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from platform_assets.change_feed.maintenance import prune
 from platform_assets.change_feed.tags import BATCH_TAG
+from platform_assets.ops.dry_run import DryRun
 from platform_assets.processing.assets import (
     DISPATCH_KEY,
     INPUT_ASSET_KEY,
@@ -45,28 +47,45 @@ from platform_assets.processing.assets import (
     TASK_KEY,
     VM_KEY,
 )
-from platform_assets.processing.launch import (
-    DispatchReport,
-    PollReport,
-    dispatch_ready,
-    poll_statuses,
-)
-from platform_assets.processing.orchestrate import (
-    PlanningReport,
-    UnplacedTask,
-    orchestrate,
-    settings_from_env,
-    summarize_unplaced,
-)
 from platform_assets.table_metadata import row_count
 from resources.launcher import LauncherResource
-from resources.nomad import LauncherError
 from resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:
+    from platform_assets.processing.launch import DispatchReport
+    from platform_assets.processing.orchestrate import PlanningReport, UnplacedTask
 
 JOB_STATUS_SENSOR = "processing_job_status_sensor"
 STATUS_JOB = "processing_status_job"
 STATUS_POLL_SECONDS = 30
 LOGGED_UNPLACED = 20
+# What the op jobs would act on, counted under dry run (they then act on nothing: their SQL
+# modules commit as they go, and the launcher talks to Nomad).
+PENDING_PAIRS_SQL = (
+    "SELECT count(*) FROM processing.input i "
+    "JOIN processing.processing_routine r ON r.input_product_type = i.product_type "
+    "WHERE NOT EXISTS (SELECT 1 FROM processing.processing_task t "
+    "WHERE t.input_id = i.id AND t.routine = r.name)"
+)
+READY_TASKS_SQL = "SELECT count(*) FROM processing.ready_task"
+
+
+def _dry_run_output(
+    context: OpExecutionContext, warehouse: WarehouseResource, what: str, sql: str | None
+) -> Output | None:
+    """Under dry run (tag or FISHNET_DRY_RUN), the op's output: what it would act on; else None."""
+    dry = DryRun.from_context(context)
+    if not dry:
+        return None
+    count = None
+    if sql is not None:
+        with warehouse.engine.connect() as conn:
+            count = conn.exec_driver_sql(sql).scalar_one()
+    context.log.info(
+        f"dry run ({dry.origin}): nothing done"
+        + (f"; {count} {what.replace('_', ' ')}" if count is not None else "")
+    )
+    return Output(None, metadata=dry.metadata() | ({what: count} if count is not None else {}))
 
 
 class OrchestratorConfig(Config):
@@ -86,15 +105,17 @@ class OrchestratorConfig(Config):
     )
 
 
-def _unplaced_json(items: list[UnplacedTask]) -> list[dict[str, Any]]:
+def _unplaced_json(items: "list[UnplacedTask]") -> list[dict[str, Any]]:
     return [
         {"task_id": u.task_id, "input_id": u.input_id, "routine": u.routine, "reason": u.reason}
         for u in items[:100]
     ]
 
 
-def planning_metadata(report: PlanningReport) -> dict[str, Any]:
+def planning_metadata(report: "PlanningReport") -> dict[str, Any]:
     """Run metadata of an orchestrator run."""
+    from platform_assets.processing.orchestrate import summarize_unplaced
+
     return {
         "tasks_planned": report.planned_tasks,
         "new_tasks": report.new_tasks,
@@ -128,6 +149,12 @@ def plan_tasks(
     context: OpExecutionContext, config: OrchestratorConfig, warehouse: WarehouseResource
 ) -> Iterator[Output]:
     """Body of the orchestrator op: plan, log what could not be placed and why, report."""
+    from platform_assets.processing.orchestrate import orchestrate, settings_from_env
+
+    dry = _dry_run_output(context, warehouse, "would_plan_input_routine_pairs", PENDING_PAIRS_SQL)
+    if dry is not None:
+        yield dry
+        return
     settings = settings_from_env(config.max_vms, config.horizon_hours, config.successors_on_same_vm)
     report = orchestrate(warehouse.engine, settings)
     for item in report.unplaced[:LOGGED_UNPLACED]:
@@ -151,7 +178,7 @@ def plan_tasks(
     yield Output(None, metadata=planning_metadata(report))
 
 
-def _dispatch_metadata(report: DispatchReport) -> dict[str, Any]:
+def _dispatch_metadata(report: "DispatchReport") -> dict[str, Any]:
     return {
         "dispatched": len(report.dispatched),
         "retries": sum(1 for d in report.dispatched if d.attempt > 1),
@@ -162,7 +189,10 @@ def _dispatch_metadata(report: DispatchReport) -> dict[str, Any]:
 
 def _launch(
     warehouse: WarehouseResource, launcher: LauncherResource, only: list[int] | None = None
-) -> DispatchReport:
+) -> "DispatchReport":
+    from platform_assets.processing.launch import DispatchReport, dispatch_ready
+    from resources.nomad import LauncherError
+
     report = DispatchReport()
     try:
         dispatch_ready(
@@ -182,6 +212,10 @@ def launch_tasks(
     context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
 ) -> Iterator[Output]:
     """Body of the launcher op: dispatch every ready task once, report."""
+    dry = _dry_run_output(context, warehouse, "would_dispatch_tasks", READY_TASKS_SQL)
+    if dry is not None:
+        yield dry
+        return
     report = _launch(warehouse, launcher)
     context.log.info(
         f"dispatched {len(report.dispatched)} task(s) to the {launcher.kind} launcher "
@@ -200,6 +234,13 @@ def track_processing_jobs(
     context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
 ):
     """Record job state changes, then retry failed attempts."""
+    from platform_assets.processing.launch import DispatchReport, PollReport, poll_statuses
+    from resources.nomad import LauncherError
+
+    dry = _dry_run_output(context, warehouse, "would_poll", None)
+    if dry is not None:
+        yield dry
+        return
     polled = PollReport()
     try:
         poll_statuses(
@@ -308,6 +349,12 @@ def prune_change_feed(
     context: OpExecutionContext, config: PruneConfig, warehouse: WarehouseResource
 ):
     """Prune `ops.change_event` below the slowest consumer and old `ops.change_feed_batch` rows."""
+    from platform_assets.change_feed.maintenance import prune
+
+    dry = _dry_run_output(context, warehouse, "would_prune", None)
+    if dry is not None:
+        yield dry
+        return
     with warehouse.connect(autocommit=True) as conn:
         result = prune(
             conn, CHANGE_FEED_CONSUMERS, keep_batches=timedelta(hours=config.keep_batches_hours)

@@ -16,6 +16,7 @@ from platform_assets.processing.harvest import catalogue_source_key
 from platform_assets.samples import processing as sample
 from resources.catalogue import CatalogueResource
 from resources.catalogue_client import FIXTURE_CATALOGUE_DIR
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from tests.fakes.odata_server import ProductFactory, running_odata_server
 
@@ -43,7 +44,11 @@ def harvest(
         config["sources"] = sources
     return materialize(
         [processing_input],
-        resources={"warehouse": warehouse, "catalogue": catalogue or CatalogueResource()},
+        resources={
+            "warehouse": warehouse,
+            "catalogue": catalogue or CatalogueResource(),
+            "dry_run": DryRunResource(),
+        },
         run_config={"ops": {"processing__input": {"config": config}}},
         raise_on_error=raise_on_error,
         instance=instance,

@@ -24,6 +24,7 @@ from platform_assets.logbook.load import LoadResult, ingest, replay_quarantine
 from platform_assets.ops.catalog import ingested_hashes
 from platform_assets.samples.logbook import sample_messages
 from resources.inboxes import LogbookInboxResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from tests.unit.test_logbook_inbox_reading import corrupted, deflated, zeros_member, zip_archive
 
@@ -190,6 +191,7 @@ def test_the_ingest_asset_runs_the_probe_inbox_to_the_end(
         resources={
             "warehouse": warehouse,
             "logbook_inbox": LogbookInboxResource(directory=str(tmp_path)),
+            "dry_run": DryRunResource(),
         },
         instance=dagster_instance,
         run_config=RunConfig(ops={"logbook_messages": LogbookIngestConfig()}),

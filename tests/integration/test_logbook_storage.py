@@ -20,6 +20,7 @@ from platform_assets.logbook.jobs import logbook_replay_job
 from platform_assets.logbook.load import RawMessage, ingest
 from platform_assets.samples.logbook import MALFORMED, NS, sample_messages, write_sample_archive
 from resources.inboxes import LogbookInboxResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from sensors.logbook import logbook_inbox_sensor
 
@@ -146,9 +147,20 @@ def test_replay_moves_messages_that_parse_after_a_fix(
     first = _ingest(warehouse, raws)
     assert first.quarantined > 0
     monkeypatch.setattr(load_module, "parse_message", real_parse)  # the fix is deployed
+    quarantined = _count(warehouse, "logbook_quarantine")
+
+    # a dry replay does the same work and keeps nothing
+    dry = logbook_replay_job.execute_in_process(
+        instance=dagster_instance,
+        resources={"warehouse": warehouse, "dry_run": DryRunResource(enabled=True)},
+    )
+    assert dry.success
+    assert _count(warehouse, "logbook_quarantine") == quarantined
+    assert _count(warehouse, "logbook_raw_messages") == 6 - quarantined
 
     result = logbook_replay_job.execute_in_process(
-        instance=dagster_instance, resources={"warehouse": warehouse}
+        instance=dagster_instance,
+        resources={"warehouse": warehouse, "dry_run": DryRunResource()},
     )
     assert result.success
     assert _count(warehouse, "logbook_quarantine") == 0
@@ -219,7 +231,7 @@ def test_inbox_files_are_ingested_once_and_the_sensor_requests_one_run_per_new_f
     inbox = LogbookInboxResource(directory=str(tmp_path))
     write_sample_archive(tmp_path / "a.zip", count=20)
     (tmp_path / "single.xml").write_bytes(sample_messages(25, seed=9)[-1][1].encode())
-    resources = {"warehouse": warehouse, "logbook_inbox": inbox}
+    resources = {"warehouse": warehouse, "logbook_inbox": inbox, "dry_run": DryRunResource()}
 
     with build_sensor_context(instance=dagster_instance, resources=resources) as context:
         requests = logbook_inbox_sensor(context)
@@ -256,6 +268,7 @@ def test_an_unreadable_archive_is_quarantined_whole(
     resources = {
         "warehouse": warehouse,
         "logbook_inbox": LogbookInboxResource(directory=str(tmp_path)),
+        "dry_run": DryRunResource(),
     }
     assert materialize([logbook_messages], resources=resources, instance=dagster_instance).success
     with warehouse.connect() as conn:

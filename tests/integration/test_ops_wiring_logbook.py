@@ -14,12 +14,17 @@ from platform_assets.ops.dry_run import DRY_RUN_TAG
 from platform_assets.ops.metrics import RunMetrics, record_run_metrics
 from platform_assets.samples.logbook import write_sample_archive
 from resources.inboxes import LogbookInboxResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from sensors.logbook import logbook_inbox_sensor
 
 
 def _resources(warehouse: WarehouseResource, inbox: Path) -> dict:
-    return {"warehouse": warehouse, "logbook_inbox": LogbookInboxResource(directory=str(inbox))}
+    return {
+        "warehouse": warehouse,
+        "logbook_inbox": LogbookInboxResource(directory=str(inbox)),
+        "dry_run": DryRunResource(),
+    }
 
 
 def _counts(warehouse: WarehouseResource) -> dict[str, int]:

@@ -11,6 +11,7 @@ from platform_assets.ops.dry_run import DRY_RUN_TAG
 from platform_assets.processing.assets import HARVEST_JOB, processing_input
 from platform_assets.processing.harvest import catalogue_source_key
 from resources.catalogue import CatalogueResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 
 FIXTURE_L2A = 8  # of the 9 fixture products, one is L1C
@@ -26,7 +27,11 @@ def no_catalogue_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def harvest(warehouse: WarehouseResource, tags: dict[str, str] | None = None) -> Any:
     return materialize(
         [processing_input],
-        resources={"warehouse": warehouse, "catalogue": CatalogueResource()},
+        resources={
+            "warehouse": warehouse,
+            "catalogue": CatalogueResource(),
+            "dry_run": DryRunResource(),
+        },
         tags=tags,
     )
 

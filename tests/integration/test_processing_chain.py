@@ -27,6 +27,7 @@ from platform_assets.processing.jobs import (
 )
 from resources.catalogue import CatalogueResource
 from resources.launcher import LauncherResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from sensors.change_feed import WAIT_SECONDS_ENV
 from sensors.processing import PROCESSING_SENSORS
@@ -77,6 +78,7 @@ class Chain:
                 "warehouse": warehouse,
                 "catalogue": CatalogueResource(),
                 "launcher": launcher,
+                "dry_run": DryRunResource(),
             },
         )
         self.resources = self.defs.get_repository_def().get_top_level_resources()
@@ -273,3 +275,29 @@ def test_chain_runs_locally_with_subprocesses(
     )
     lines = summary(warehouse)
     assert any("NDVI_COMPOSITE 8" in line for line in lines), lines
+
+
+def test_under_dry_run_the_op_jobs_plan_and_dispatch_nothing(
+    warehouse: WarehouseResource, dagster_instance: DagsterInstance, nomad: FakeNomadServer
+) -> None:
+    seed(warehouse)
+    chain = Chain(
+        warehouse,
+        LauncherResource(nomad_address=nomad.address, products_dir="/data/products"),
+        dagster_instance,
+    )
+    assert chain.run("processing_harvest_job").success
+    dry = RunRequest(tags={"fishnet/dry_run": "true"})
+    planned = chain.run("processing_orchestrator_job", dry)
+    metadata = output_metadata(planned, "plan_processing_tasks")
+    assert metadata["dry_run"] is True
+    assert metadata["would_plan_input_routine_pairs"] == FIXTURE_INPUTS
+    assert sql(warehouse, "SELECT count(*) FROM processing.processing_task") == [(0,)]
+
+    chain.run("processing_orchestrator_job")  # for real: tasks become ready
+    ready = sql(warehouse, "SELECT count(*) FROM processing.ready_task")[0][0]
+    assert ready > 0
+    launched = chain.run("processing_launcher_job", dry)
+    assert output_metadata(launched, "launch_ready_tasks")["would_dispatch_tasks"] == ready
+    assert attempts(warehouse) == [] and nomad.registered_jobs == []
+    assert output_metadata(chain.run(STATUS_JOB, dry), "track_processing_jobs")["dry_run"] is True
