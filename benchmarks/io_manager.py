@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from resources.io_managers import TableRef, read_frame, write_frame  # noqa: E402
+from resources.table_io import TableRef, read_frame, write_frame  # noqa: E402
 from resources.warehouse import WarehouseResource, resolve_database_urls  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "io_manager.json"

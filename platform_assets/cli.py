@@ -16,8 +16,10 @@ from resources.warehouse import (
     PROJECT_ROOT,
     DatabaseUrls,
     dagster_environment,
+    embedded_data_dir,
     embedded_server_uri,
     resolve_database_urls,
+    start_embedded,
     state_dir,
     stop_embedded,
 )
@@ -26,11 +28,14 @@ from resources.warehouse import (
 def _cmd_db(args: argparse.Namespace) -> int:
     external = os.environ.get("DATABASE_URL")
     if args.action == "start":
-        if external:
+        # DATABASE_URL exported by `fishnet env` may be the embedded server itself: start that one
+        embedded = embedded_data_dir(external) if external else None
+        if external and embedded is None:
             print(f"DATABASE_URL is set; nothing to start ({DatabaseUrls.parse(external).url!r})")
             return 0
-        urls = resolve_database_urls()
-        print(f"embedded PostgreSQL running in {state_dir() / 'pgdata'}: {urls.libpq}")
+        pgdata = embedded or state_dir() / "pgdata"
+        urls = start_embedded(pgdata.parent) if embedded else resolve_database_urls()
+        print(f"embedded PostgreSQL running in {pgdata}: {urls.libpq}")
     elif args.action == "stop":
         stopped = stop_embedded()
         print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
@@ -159,14 +164,16 @@ def explain_database_loss(exc: BaseException) -> str | None:
 
     if not isinstance(exc, DagsterPostgresException | psycopg.OperationalError):
         return None
-    if os.environ.get("DATABASE_URL"):
+    external = os.environ.get("DATABASE_URL")
+    embedded = embedded_data_dir(external) if external else state_dir() / "pgdata"
+    if embedded is None:
         return (
             f"fishnet: the PostgreSQL server of DATABASE_URL stopped answering ({exc}). "
             "Runs and data committed so far are kept; start the server again and re-run."
         )
-    if embedded_server_uri() is None:
+    if embedded_server_uri(embedded.parent) is None:
         return (
-            f"fishnet: the embedded PostgreSQL ({state_dir() / 'pgdata'}) is not running any more "
+            f"fishnet: the embedded PostgreSQL ({embedded}) is not running any more "
             f"({type(exc).__name__}). Committed runs and data are kept: `fishnet db start` starts "
             "it again, then re-run the command."
         )

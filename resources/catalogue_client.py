@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 from urllib.parse import quote, urlencode
 
-import httpx
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -30,6 +29,10 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+if TYPE_CHECKING:
+    # httpx is imported by the client when it is built, not when the definitions are (issue #20)
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +281,8 @@ class ODataCatalogueClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        import httpx  # here, not at import: the definitions import this module (issue #20)
+
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         headers = {"Accept": "application/json"}
@@ -310,6 +315,8 @@ class ODataCatalogueClient:
 
     def iter_products(self, q: CatalogueQuery) -> Iterator[CatalogueProduct | RejectedItem]:
         """Yield the products matching `q`, page after page, in publication order."""
+        import httpx
+
         url = httpx.URL(f"{self._products_path}?{build_query_string(q)}")
         seen: set[str] = set()
         pages = products = rejected = 0
@@ -358,6 +365,8 @@ class ODataCatalogueClient:
 
     def _get_page(self, url: httpx.URL) -> tuple[dict[str, Any], httpx.URL]:
         """GET one page, retrying 429, 5xx and transport errors with backoff; returns JSON and URL."""
+        import httpx
+
         full_url = self._http.build_request("GET", url).url
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None

@@ -12,9 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.utils import DagsterPostgresException
 
 from resources.settings import setting
-from resources.warehouse import DatabaseUrls, WarehouseError, resolve_database_urls
+from resources.warehouse import (
+    DatabaseUrls,
+    WarehouseError,
+    embedded_data_dir,
+    resolve_database_urls,
+    state_dir,
+)
 
 
 def dagster_storage_url() -> str:
@@ -32,8 +39,32 @@ def dagster_storage_url() -> str:
         ) from exc
 
 
+def storage_unreachable_message(url: str, problem: str) -> str:
+    """What to tell the user of any Dagster command when its storage server cannot be reached."""
+    pgdata = embedded_data_dir(url)
+    if pgdata is None:
+        safe = DatabaseUrls.parse(url).url.render_as_string(hide_password=True)
+        return (
+            f"Dagster's storage, the PostgreSQL at {safe}, is not reachable ({problem}). "
+            "Start that server, or point DAGSTER_PG_URL / DATABASE_URL at a running one."
+        )
+    recover = "`fishnet db start`"
+    if pgdata != state_dir() / "pgdata":
+        recover = f"`FISHNET_STATE_DIR={pgdata.parent} fishnet db start`"
+    return (
+        f"The embedded PostgreSQL at {pgdata} is not running ({problem}). Dagster's runs and the "
+        f"warehouse live there; committed runs and data are kept: {recover} starts it again, "
+        "then re-run the command."
+    )
+
+
 class WarehouseDagsterStorage(DagsterPostgresStorage):
-    """dagster-postgres storage whose URL is resolved like the warehouse's, when loaded."""
+    """dagster-postgres storage whose URL is resolved like the warehouse's, when loaded.
+
+    When the server is down, every Dagster command (`dagster job execute`, `dagster dev`, the
+    daemon) fails with a `WarehouseError` saying so and how to recover, instead of
+    dagster-postgres' "too many retries for DB connection".
+    """
 
     @classmethod
     def config_type(cls) -> dict[str, Any]:
@@ -43,4 +74,15 @@ class WarehouseDagsterStorage(DagsterPostgresStorage):
     def from_config_value(  # type: ignore[override]
         cls, inst_data: Any, config_value: Any
     ) -> WarehouseDagsterStorage:
-        return cls(postgres_url=dagster_storage_url(), inst_data=inst_data)
+        url = dagster_storage_url()
+        pgdata = embedded_data_dir(url)
+        if pgdata is not None and not (pgdata / "postmaster.pid").exists():
+            # cleanly stopped: say so now rather than after dagster-postgres' retries (a server
+            # killed with kill -9 leaves its pid file: then after the retries, below)
+            raise WarehouseError(storage_unreachable_message(url, "no server on its socket"))
+        try:
+            return cls(postgres_url=url, inst_data=inst_data)
+        except DagsterPostgresException as exc:
+            cause = exc.__cause__ or exc
+            problem = str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
+            raise WarehouseError(storage_unreachable_message(url, problem)) from None

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import nomad
-import nomad.api.exceptions as nomad_exc
 from pydantic import BaseModel, ConfigDict, Field
 
 logger = logging.getLogger(__name__)
@@ -279,6 +277,8 @@ class NomadLauncher:
         datacenters: list[str] | None = None,
         vm_attribute: str = HOSTNAME_ATTRIBUTE,
     ) -> None:
+        import nomad  # python-nomad (and requests) only when a Nomad launcher is opened
+
         self._nomad = nomad.Nomad(
             host=host,
             port=port,
@@ -301,6 +301,8 @@ class NomadLauncher:
 
         A 404 returns `not_found` when given: for a job id, it means Nomad does not know the job.
         """
+        import nomad.api.exceptions as nomad_exc
+
         try:
             return func(*args)
         except nomad_exc.URLNotFoundNomadException as exc:

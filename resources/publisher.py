@@ -14,14 +14,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from resources.settings import setting, setting_path
 from resources.warehouse import state_dir
+
+if TYPE_CHECKING:
+    # httpx is imported by the sender when it is built, not by the definitions (issue #20)
+    import httpx
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
@@ -65,6 +68,8 @@ class HttpBatchSender:
         max_retries: int = 5,
         backoff_seconds: float = 0.5,
     ) -> None:
+        import httpx
+
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -75,6 +80,8 @@ class HttpBatchSender:
 
     def send(self, body: bytes, label: str) -> BatchResult:
         """Send one JSON array; `label` names the batch in errors (e.g. 'chunk 3 of vessels')."""
+        import httpx
+
         started = time.perf_counter()
         attempt = 0
         while True:

@@ -17,22 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    Column,
-    Date,
-    ForeignKey,
-    Integer,
-    MetaData,
-    Numeric,
-    Select,
-    String,
-    Table,
-    bindparam,
-    func,
-    select,
-)
+if TYPE_CHECKING:
+    # SQLAlchemy is imported by the functions that build tables and queries: the reference
+    # domain's definitions import this module for its error and row types (issue #20).
+    from sqlalchemy import MetaData, Select, Table
 
 #: Contact roles in the source's contacts table.
 OWNER = "OWNER"
@@ -52,6 +42,8 @@ class SourceTables:
 
 def source_tables(schema: str | None = None) -> SourceTables:
     """Declare the registry tables in `schema` (None: the connection's default schema)."""
+    from sqlalchemy import Column, Date, ForeignKey, Integer, MetaData, Numeric, String, Table
+
     metadata = MetaData(schema=schema)
     vessels = Table(
         "NAVIRES",
@@ -114,6 +106,8 @@ def vessels_query(tables: SourceTables) -> Select[Any]:
     phone always come from the same person. Roles are bind parameters `owner_role` and
     `operator_role` (defaults OWNER / OPERATOR). Declared gears come from `declared_gears_query`.
     """
+    from sqlalchemy import bindparam, func, select
+
     v, c, lic = tables.vessels, tables.contacts, tables.licences
 
     def latest_contact(role_param: str, default: str, alias: str) -> Any:
@@ -174,6 +168,8 @@ def vessels_query(tables: SourceTables) -> Select[Any]:
 
 def declared_gears_query(tables: SourceTables) -> Select[Any]:
     """Declared gears as rows (vessel_id, gear_code, rank), in vessel then rank order."""
+    from sqlalchemy import select
+
     g = tables.declared_gears
     return select(
         g.c.ID_NAVIRE.label("vessel_id"),

@@ -20,12 +20,10 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
-from sqlalchemy.engine import make_url
-from sqlalchemy.schema import CreateSchema
 
 from resources.registry_stand_in import sample_vessel_rows
 from resources.registry_tables import (
@@ -37,6 +35,10 @@ from resources.registry_tables import (
 )
 from resources.settings import setting
 from resources.warehouse import DatabaseUrls, WarehouseResource
+
+if TYPE_CHECKING:
+    # SQLAlchemy is imported where the registry is read: not when the definitions are (issue #20).
+    import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +88,23 @@ class SourceLocation:
         """For metadata and errors: the vessels table, and the URL without its password."""
         if self.url is None:
             return self.vessels_table
+        from sqlalchemy.engine import make_url
+
         safe = make_url(self.url).render_as_string(hide_password=True)
         return f"{safe} {self.vessels_table}"
 
 
 @functools.cache
 def _source_engine(url: str) -> sa.Engine:
+    import sqlalchemy as sa
+
     return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
 
 
 def _sqlalchemy_url(raw: str) -> str:
     """PostgreSQL URLs get the psycopg 3 driver like the warehouse; others are taken as given."""
+    from sqlalchemy.engine import make_url
+
     url = make_url(raw.replace("postgres://", "postgresql://", 1))
     if url.get_backend_name() == "postgresql":
         return DatabaseUrls.parse(raw).sqlalchemy
@@ -142,6 +150,8 @@ class SourceDatabaseResource(ConfigurableResource):
 
         Raises `SourceDatabaseError` naming the source table when the registry cannot be read.
         """
+        import sqlalchemy as sa
+
         location = self.location()
         where = location.describe()
         tables = source_tables(location.schema)
@@ -168,6 +178,8 @@ def seed_sample_source(engine: sa.Engine, schema: str = EMBEDDED_SCHEMA, n: int 
     One transaction, so readers see either the old or the new sample; running it twice leaves the
     same rows. Returns the number of vessels.
     """
+    from sqlalchemy.schema import CreateSchema
+
     tables = source_tables(schema)
     rows = sample_vessel_rows(n)
     with engine.begin() as connection:
@@ -186,6 +198,8 @@ def ensure_sample_source(engine: sa.Engine, schema: str = EMBEDDED_SCHEMA) -> bo
     So `dagster job execute -j reference_job` works on a laptop without `fishnet demo` first.
     Serialised by an advisory lock; True if this call seeded it.
     """
+    import sqlalchemy as sa
+
     with engine.begin() as connection:
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
         if sa.inspect(connection).has_table("NAVIRES", schema=schema):

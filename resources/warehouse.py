@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-import sqlalchemy as sa
 from dagster import ConfigurableResource
 from pydantic import Field
-from sqlalchemy.engine import URL, make_url
 
 from resources.settings import setting, setting_path
 
 if TYPE_CHECKING:
+    # psycopg and SQLAlchemy are imported where a connection is made: importing the definitions
+    # must stay cheap (issue #20), and every module imports this one.
+    import psycopg
+    import sqlalchemy as sa
     from adbc_driver_postgresql.dbapi import Connection as AdbcConnection
+    from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class DatabaseUrls:
     @classmethod
     def parse(cls, raw: str) -> DatabaseUrls:
         """Accept postgres://, postgresql:// and postgresql+driver:// spellings."""
+        from sqlalchemy.engine import make_url
+
         url = make_url(raw.replace("postgres://", "postgresql://", 1))
         if url.get_backend_name() != "postgresql":
             raise WarehouseError(f"DATABASE_URL must point at PostgreSQL, got {url.drivername!r}")
@@ -111,6 +115,16 @@ def embedded_server_uri(state: Path | None = None) -> str | None:
     return info.get_uri()
 
 
+def embedded_data_dir(url: str) -> Path | None:
+    """The embedded server's data directory when `url` points at one (its Unix socket lives
+    there: `?host=<pgdata>`), else None."""
+    host = DatabaseUrls.parse(url).url.query.get("host")
+    if not isinstance(host, str) or not host.startswith("/"):
+        return None
+    pgdata = Path(host)  # the layout of _pgdata: <state dir>/pgdata
+    return pgdata if pgdata.name == "pgdata" and (pgdata / "PG_VERSION").exists() else None
+
+
 def start_embedded(state: Path | None = None) -> DatabaseUrls:
     """Start (or reuse) the embedded server and make sure the warehouse database exists.
 
@@ -143,6 +157,8 @@ def stop_embedded(state: Path | None = None) -> bool:
 
 
 def _ensure_database(admin: DatabaseUrls, name: str) -> None:
+    import psycopg
+
     with psycopg.connect(admin.libpq, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
@@ -166,6 +182,8 @@ def resolve_database_urls(database_url: str | None = None) -> DatabaseUrls:
 
 @functools.cache
 def _engine(sqlalchemy_url: str) -> sa.Engine:
+    import sqlalchemy as sa
+
     return sa.create_engine(sqlalchemy_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
@@ -193,6 +211,8 @@ class WarehouseResource(ConfigurableResource):
     @contextmanager
     def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
         """A psycopg 3 connection; committed on success, rolled back on error."""
+        import psycopg
+
         with psycopg.connect(self.urls.libpq, autocommit=autocommit) as conn:
             yield conn
 

@@ -31,9 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from dagster import (
     DagsterInstance,
     DagsterInvariantViolationError,
@@ -66,6 +65,9 @@ from platform_assets.change_feed.tags import BATCH_TAG, CONSUMER_TAG, EVENTS_TAG
 from resources.settings import setting_number
 from resources.warehouse import WarehouseResource
 
+if TYPE_CHECKING:
+    import psycopg
+
 log = logging.getLogger(__name__)
 
 WAIT_SECONDS_ENV = "FISHNET_SENSOR_WAIT_SECONDS"
@@ -85,7 +87,7 @@ DEFAULT_REEMIT_GRACE_SECONDS = 30.0
 RUN_LOOKUP_SKEW_SECONDS = 5.0
 """Runs created up to this long before a batch was recorded still count as its run (two clocks)."""
 
-Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
+Connect = Callable[[], AbstractContextManager["psycopg.Connection"]]
 # `define_asset_job` returns a class Dagster does not export: anything with a `name` that
 # `@sensor(job=...)` accepts.
 SensorTarget = Any
@@ -101,7 +103,7 @@ def wait_seconds_from_env(default: float = DEFAULT_WAIT_SECONDS) -> float:
     return default if value is None else max(0.0, value)
 
 
-def _wait_for_change(conn: psycopg.Connection, tables: Sequence[str], timeout: float) -> bool:
+def _wait_for_change(conn: "psycopg.Connection", tables: Sequence[str], timeout: float) -> bool:
     """Block until a notification names one of `tables` or `timeout` passes; True if one did."""
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:

@@ -31,7 +31,6 @@ from platform_assets.processing.jobs import (
     processing_orchestrator_job,
     processing_status_job,
 )
-from platform_assets.processing.launch import ready_task_ids, work_counts
 from resources.warehouse import WarehouseResource
 from sensors.change_feed import change_feed_sensors
 
@@ -60,6 +59,9 @@ def _in_flight(context: SensorEvaluationContext, job_name: str) -> str | None:
 def job_status_sensor(
     context: SensorEvaluationContext, warehouse: WarehouseResource
 ) -> SensorResult:
+    # the launch queries (SQLAlchemy) are loaded by a tick, not by the definitions
+    from platform_assets.processing.launch import ready_task_ids, work_counts
+
     active, ready = work_counts(warehouse.engine)
     previous = set(json.loads(context.cursor)["ready"]) if context.cursor else set()
     ready_now = ready_task_ids(warehouse.engine)[:MAX_REMEMBERED_READY] if ready else []

@@ -14,8 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from platform_assets.change_feed.feed import (
     Batch,
@@ -25,6 +24,9 @@ from platform_assets.change_feed.feed import (
     read_snapshot,
     require_autocommit,
 )
+
+if TYPE_CHECKING:
+    import psycopg
 
 # --- lanes: one position in the database, shared by a consumer's sensors ------------------------
 

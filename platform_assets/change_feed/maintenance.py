@@ -6,10 +6,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from platform_assets.change_feed.feed import FeedCursor, require_autocommit
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 

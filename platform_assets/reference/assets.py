@@ -8,9 +8,8 @@ return, so nothing is written and the previous table stays as it was.
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
@@ -24,11 +23,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from platform_assets.reference.anchorages import (
-    anchorages_from_ports,
-    anchorages_from_stationary_positions,
-    merge_anchorages,
-)
 from platform_assets.reference.checks import (
     MAX_ROW_DROP,
     PORTS,
@@ -60,6 +54,14 @@ from platform_assets.table_metadata import table_metadata
 from resources.reference_files import ReferenceFile, ReferenceFilesResource
 from resources.source_db import SourceDatabaseResource
 from resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pandas import DataFrame
+else:
+    # Dagster resolves asset annotations when the definitions load; pandas is imported by the
+    # steps that build frames, not by the definitions (issue #20).
+    DataFrame = Any
 
 GROUP = "reference"
 
@@ -96,9 +98,11 @@ class AnchoragesConfig(ReferenceRefreshConfig):
 STATIONARY_KNOTS = 0.5
 
 
-def stationary_positions(warehouse: WarehouseResource, days: int) -> pd.DataFrame:
+def stationary_positions(warehouse: WarehouseResource, days: int) -> "pd.DataFrame":
     """Positions of the last `days` days at most STATIONARY_KNOTS, as anchorages need them (a
     track stands for a vessel); empty when none are stored yet."""
+    import pandas as pd
+
     with warehouse.connect() as conn:
         rows = conn.execute(
             "SELECT track_id, latitude, longitude, speed, datetime_utc FROM positions.positions "
@@ -110,7 +114,7 @@ def stationary_positions(warehouse: WarehouseResource, days: int) -> pd.DataFram
     ).astype({"latitude": "float64", "longitude": "float64", "speed": "float64"})
 
 
-def _read(table: str, source: str, read: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+def _read(table: str, source: str, read: Callable[[], "pd.DataFrame"]) -> "pd.DataFrame":
     """Run a reader; a bad source becomes a Failure that names it (nothing is written)."""
     try:
         return read()
@@ -123,7 +127,7 @@ def _read(table: str, source: str, read: Callable[[], pd.DataFrame]) -> pd.DataF
 
 def _gated_output(
     context: AssetExecutionContext,
-    frame: pd.DataFrame,
+    frame: "pd.DataFrame",
     config: ReferenceRefreshConfig,
     keys: list[KeyRule],
     metadata: dict[str, Any],
@@ -149,7 +153,7 @@ def _spec_keys(spec: TableSpec) -> list[KeyRule]:
     return [KeyRule(spec.key)]
 
 
-def _counts(series: pd.Series) -> MetadataValue:
+def _counts(series: "pd.Series") -> MetadataValue:
     counts = series.fillna("(none)").value_counts()
     return MetadataValue.json({str(k): int(v) for k, v in counts.items()})
 
@@ -193,10 +197,10 @@ def file_table_asset(
     name: str,
     *,
     source: ReferenceFile,
-    read: Callable[[Path], pd.DataFrame],
+    read: Callable[[Path], "pd.DataFrame"],
     spec: TableSpec,
     description: str,
-    describe: Callable[[pd.DataFrame], dict[str, Any]],
+    describe: Callable[["pd.DataFrame"], dict[str, Any]],
     write_mode: Literal["replace", "upsert"] = "replace",
 ) -> AssetsDefinition:
     """A reference table read from a bundled (or configured) file: read, gate, write.
@@ -308,7 +312,7 @@ fleet_segments = file_table_asset(
 def anchorages(
     context: AssetExecutionContext,
     config: AnchoragesConfig,
-    ports: pd.DataFrame,
+    ports: DataFrame,
     warehouse: WarehouseResource,
 ) -> Iterator[Output | AssetCheckResult]:
     """Anchorages from the ports, and from cells where vessels were seen stopped near a port.
@@ -317,6 +321,13 @@ def anchorages(
     enriched with these anchorages, so a dependency would be a cycle in the graph; each refresh
     uses the positions stored so far.
     """
+    # h3, numpy and pandas: imported by this step, not by the definitions
+    from platform_assets.reference.anchorages import (
+        anchorages_from_ports,
+        anchorages_from_stationary_positions,
+        merge_anchorages,
+    )
+
     try:
         from_ports = anchorages_from_ports(ports, config.resolution, config.ring_k)
     except ValueError as exc:  # bad config: resolution or ring out of range

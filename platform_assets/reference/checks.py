@@ -9,12 +9,13 @@ Two kinds, by when they can run:
   (`@asset_check`, WARN): district, registry port and declared gears must be known codes.
 """
 
+from __future__ import annotations
+
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -26,6 +27,9 @@ from dagster import (
 )
 
 from resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA = "reference"
 KEYS_CHECK = "unique_non_null_keys"

@@ -18,10 +18,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ColumnKind = Literal["str", "float", "bool", "list", "int"]
 Check = Callable[[Any], str | None]
@@ -456,6 +458,8 @@ def _check_unique_keys(
 
 def _frame_from_rows(spec: TableSpec, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Parsed rows -> a frame with the spec's columns, in order, with their fixed dtypes."""
+    import pandas as pd  # here, not at import: the asset definitions import this module
+
     materialised = list(rows)
     data: dict[str, pd.Series] = {}
     for column in spec.columns:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from platform_assets.reference.readers import ReferenceSourceError
 from resources.registry_tables import RegistryRows, SourceDatabaseError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ def transform_vessels(
 
 
 def _vessels_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd  # here, not at import: the asset definitions import this module
+
     data: dict[str, pd.Series] = {}
     for name in VESSEL_COLUMNS:
         values = [r[name] for r in records]

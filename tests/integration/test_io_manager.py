@@ -16,13 +16,8 @@ from dagster import (
     materialize,
 )
 
-from resources.io_managers import (
-    PostgresPandasIOManager,
-    TableRef,
-    TableWriteError,
-    read_frame,
-    write_frame,
-)
+from resources.io_managers import PostgresPandasIOManager
+from resources.table_io import TableRef, TableWriteError, read_frame, write_frame
 from resources.warehouse import WarehouseResource
 
 ALL_TYPES_DDL = """
@@ -353,3 +348,34 @@ def test_static_partitions_overwrite_only_their_key_and_reject_stray_rows(
     )
     assert not result.success
     assert sorted(read_frame(warehouse, TableRef("iotest", "events"))["id"]) == [1, 2, 11, 12]
+
+
+def test_dry_run_tag_writes_nothing_and_says_what_it_would_write(
+    warehouse: WarehouseResource, dagster_instance
+) -> None:
+    _execute(warehouse, EVENTS_DDL)
+
+    @asset(key_prefix="iotest", metadata={"write_mode": "replace"})
+    def events() -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "id": [1, 2, 3],
+                "at": pd.to_datetime(["2026-01-01"] * 3, utc=True),
+                "zone": ["a", "b", "c"],
+                "v": [1.0, 2.0, 3.0],
+            }
+        )
+
+    result = materialize(
+        [events],
+        resources={"io_manager": PostgresPandasIOManager(warehouse=warehouse)},
+        instance=dagster_instance,
+        tags={"fishnet/dry_run": "true"},
+    )
+    assert result.success
+    with warehouse.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM iotest.events").fetchone()[0] == 0
+    metadata = result.asset_materializations_for_node("iotest__events")[0].metadata
+    assert metadata["dry_run"].value is True
+    assert metadata["would_write/iotest.events"].value == 3
+    assert "| id |" in metadata["would_write_sample/iotest.events"].value

@@ -52,9 +52,10 @@ from platform_assets.reference.readers import (
     read_species,
 )
 from platform_assets.reference.vessels import read_vessels
-from resources.io_managers import PostgresPandasIOManager, TableRef, read_frame
+from resources.io_managers import PostgresPandasIOManager
 from resources.reference_files import ReferenceFilesResource
 from resources.source_db import EMBEDDED_SCHEMA, SourceDatabaseResource, seed_sample_source
+from resources.table_io import TableRef, read_frame
 from resources.warehouse import DatabaseUrls, WarehouseResource
 from tests.conftest import create_database, drop_database
 

@@ -45,12 +45,24 @@ def test_every_domain_has_the_same_face(domain: str) -> None:
         assert "(ConfigurableResource)" not in text, f"{module.relative_to(ROOT)}: a resource"
 
 
-def test_no_private_dagster_name_is_imported() -> None:
-    pattern = re.compile(r"^\s*(from|import)\s+dagster(_\w+)?\._", re.MULTILINE)
-    offenders = [
-        str(f.relative_to(ROOT)) for f in python_files(*SCANNED) if pattern.search(f.read_text())
+#: The one allowed private import: the run launcher API returns these types, which `dagster` 1.13
+#: does not export (resources/run_launcher.py, issue #20). Nothing else from `dagster._`.
+PRIVATE_ALLOWED = {
+    "resources/run_launcher.py": [
+        "from dagster._core.launcher import CheckRunHealthResult, WorkerStatus"
     ]
-    assert offenders == []
+}
+
+
+def test_no_private_dagster_name_is_imported() -> None:
+    pattern = re.compile(r"^\s*(from|import)\s+dagster(_\w+)?\._.*$", re.MULTILINE)
+    offenders = {
+        name: found
+        for f in python_files(*SCANNED)
+        if (found := [m.group(0).strip() for m in pattern.finditer(f.read_text())])
+        and found != PRIVATE_ALLOWED.get(name := str(f.relative_to(ROOT)))
+    }
+    assert offenders == {}
 
 
 def test_modules_stay_readable_in_one_sitting() -> None:
