@@ -44,7 +44,7 @@ from platform_assets.logbook.checks import (
     QUARANTINE_CHECK,
     quarantine_check,
 )
-from platform_assets.ops.catalog import CatalogItem, ingested_hashes, record_item
+from platform_assets.ops.catalog import ingested_hashes, record_item
 from platform_assets.ops.dry_run import SAMPLE_ROWS, DryRun
 from platform_assets.ops.inbox_files import InboxFile
 from platform_assets.ops.incremental import IncrementalConfig, Window, resolve_window, utc_now
@@ -124,20 +124,6 @@ def _select_files(
         done = ingested_hashes(conn, DOMAIN, [f.sha256 for f in requested])
     left_out["already_ingested"] = sum(1 for f in requested if f.sha256 in done)
     return [f for f in requested if f.sha256 not in done], left_out, missing
-
-
-def catalog_item(inbox_file: InboxFile) -> CatalogItem:
-    """An inbox file as a catalog item: identifier = file name, sub-identifier = content hash, as
-    the inbox sensor looks files up (`ingested_hashes`: by hash, whatever the name)."""
-    return CatalogItem(
-        repository=DOMAIN,
-        source=INGEST_SOURCE,
-        identifier=inbox_file.path.name,
-        sub_identifier=inbox_file.sha256,
-        location=str(inbox_file.path),
-        content_hash=inbox_file.sha256,
-        size_bytes=inbox_file.size,
-    )
 
 
 @multi_asset(
@@ -222,7 +208,7 @@ def logbook_messages(
                 result = ingest(
                     conn, read_messages(inbox_file.path), replace=not config.skip_existing
                 )
-                item = catalog_item(inbox_file).stored(
+                item = inbox_file.catalog_item(DOMAIN, INGEST_SOURCE).stored(
                     result.new_messages + result.replaced,
                     run_id=context.run_id,
                     details={

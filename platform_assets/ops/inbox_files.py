@@ -12,6 +12,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from platform_assets.ops.catalog import CatalogItem
+
 
 @dataclass(frozen=True)
 class InboxFile:
@@ -25,6 +27,19 @@ class InboxFile:
     def run_key(self) -> str:
         """One run per file content: a renamed copy is the same work, a new version is not."""
         return f"{self.path.name}:{self.sha256[:16]}"
+
+    def catalog_item(self, repository: str, source: str) -> CatalogItem:
+        """The file as a catalog item: identifier = file name, sub-identifier = content hash, as
+        the inbox sensors look files up (`ingested_hashes`: by hash, whatever the name)."""
+        return CatalogItem(
+            repository=repository,
+            source=source,
+            identifier=self.path.name,
+            sub_identifier=self.sha256,
+            location=str(self.path),
+            content_hash=self.sha256,
+            size_bytes=self.size,
+        )
 
 
 def file_sha256(path: Path) -> str:

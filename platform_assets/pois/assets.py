@@ -283,22 +283,18 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
             if dry:
                 # the extract asset kept nothing: extract again, run the chain up to here in a
                 # transaction, and roll it back
-                extract = _extract(context, source, poi_sources)
-                with warehouse.connect() as conn:
-                    outcome = pipeline.dry_run_source(
-                        conn,
-                        source,
-                        extract,
-                        datetime.now(UTC).date(),
-                        geocoder.factory(),
-                        geocoder.kind(),
-                        until="transform",
-                        force=config.force,
-                        sample_size=SAMPLE_ROWS,
-                    )
-                    stored = len(outcome.transform.outcome.records) if outcome.transform else 0
-                    dry.finish(conn)
+                outcome = _dry_run_source(
+                    context,
+                    source,
+                    warehouse,
+                    geocoder,
+                    poi_sources,
+                    dry,
+                    until="transform",
+                    force=config.force,
+                )
                 assert outcome.transform is not None
+                stored = len(outcome.transform.outcome.records)
                 run = outcome.transform
                 sample = outcome.sample
             else:
@@ -419,10 +415,11 @@ def _tables_asset(source_names: list[str]) -> AssetsDefinition:
             metrics.details["dagster_job"] = context.job_name
             try:
                 if dry:
-                    result, sample = _dry_run_load(
-                        context, registry[name], warehouse, geocoder, poi_sources, dry
+                    outcome = _dry_run_source(
+                        context, registry[name], warehouse, geocoder, poi_sources, dry, until="load"
                     )
-                    samples += sample[: SAMPLE_ROWS - len(samples)]
+                    result = outcome.load
+                    samples += outcome.sample[: SAMPLE_ROWS - len(samples)]
                 else:
                     result = _load_source(warehouse, name)
             except Exception:
@@ -485,16 +482,20 @@ def _load_source(warehouse: WarehouseResource, name: str) -> Any:
         return pipeline.load_source(conn, name, records, day)
 
 
-def _dry_run_load(
+def _dry_run_source(
     context: Any,
     source: Source,
     warehouse: WarehouseResource,
     geocoder: GeocoderResource,
     poi_sources: PoiSourcesResource,
     dry: "DryRun",
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Under dry run the earlier assets kept nothing: extract, transform and load one source in a
-    transaction that is rolled back; its exact load counts and a sample of the records."""
+    *,
+    until: str,
+    force: bool = False,
+) -> Any:
+    """Under dry run the earlier assets kept nothing: extract again and run the chain up to
+    `until` ("transform" or "load") in a transaction that is rolled back; its exact counts and a
+    sample of the records (`pipeline.DryRunOutcome`)."""
     from platform_assets.pois import pipeline
 
     extract = _extract(context, source, poi_sources)
@@ -506,11 +507,12 @@ def _dry_run_load(
             datetime.now(UTC).date(),
             geocoder.factory(),
             geocoder.kind(),
-            until="load",
+            until=until,
+            force=force,
             sample_size=SAMPLE_ROWS,
         )
         dry.finish(conn)
-    return outcome.load, outcome.sample
+    return outcome
 
 
 @op(description="Transform the quarantined POI records again and load those that now pass.")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platform_assets.ops.catalog import CatalogItem, ingested_hashes, record_item
+from platform_assets.ops.catalog import ingested_hashes, record_item
 from platform_assets.positions import store
 from platform_assets.positions.geodesy import AnchorageIndex
 from platform_assets.positions.inbox import (
@@ -81,19 +81,6 @@ def _arrival(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
-def catalog_item(inbox_file: InboxFile) -> CatalogItem:
-    """An inbox file as a catalog item: identifier = file name, sub-identifier = content hash."""
-    return CatalogItem(
-        repository=DOMAIN,
-        source=INGEST_SOURCE,
-        identifier=inbox_file.path.name,
-        sub_identifier=inbox_file.sha256,
-        location=str(inbox_file.path),
-        content_hash=inbox_file.sha256,
-        size_bytes=inbox_file.size,
-    )
-
-
 @contextmanager
 def ingestion_session(warehouse: WarehouseResource) -> Iterator[tuple[Any, AnchorageIndex, int]]:
     """One ADBC connection for a run, the anchorage index built once, and its cell count."""
@@ -135,7 +122,7 @@ def ingest_file(
         if dry_run:
             conn.rollback()
     if not dry_run:
-        item = catalog_item(inbox_file).stored(
+        item = inbox_file.catalog_item(DOMAIN, INGEST_SOURCE).stored(
             total.load.inserted,
             run_id=run_id,
             details={
