@@ -12,25 +12,27 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
-from resources.warehouse import PROJECT_ROOT, DatabaseUrls
+from resources.warehouse import DatabaseUrls
+from tests.e2e.services import (
+    BIN,
+    LOCATION,
+    free_port,
+    graphql,
+    start,
+    stop,
+    wait_for,
+    wait_for_location,
+)
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-LOCATION = "fishnet"
 ASSET = ("reference", "species")
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_ARGS = [
@@ -56,73 +58,6 @@ def _chromium() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout: float, logs: list[Path]) -> Any:
-    """Poll `check` until truthy, or fail with the end of the server logs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{tails}")
-
-
-def _graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    answer = httpx.post(
-        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=20
-    )
-    answer.raise_for_status()
-    return answer.json()["data"]
-
-
-def _location_state(url: str) -> str | None:
-    """None while loading; "ok" once loaded; else the load error a user would see."""
-    query = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
-        locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-    try:
-        entries = _graphql(url, query)["workspaceOrError"]["locationEntries"]
-    except (httpx.HTTPError, KeyError, TypeError):
-        return None
-    for entry in entries:
-        if entry["name"] == LOCATION and entry["loadStatus"] == "LOADED":
-            loaded = entry["locationOrLoadError"] or {}
-            if loaded.get("__typename") == "RepositoryLocation":
-                return "ok"
-            return loaded.get("message") or "the code location failed to load"
-    return None
-
-
-def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            argv,
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            # Started from a script, Dagster processes would ignore SIGINT (shared PITFALLS).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture
 def dagster_services(
     dagster_env: dict[str, str], database: DatabaseUrls, tmp_path: Path
@@ -131,7 +66,7 @@ def dagster_services(
     from migrations import upgrade
 
     upgrade(database)
-    port = _free_port()
+    port = free_port()
     env = {**dagster_env, "DAGSTER_GRPC_MAX_WORKERS": "32", "FISHNET_SENSOR_WAIT_SECONDS": "0"}
     # The project's code location, by its `defs` attribute (as deploy/ loads it).
     workspace = str(tmp_path / "workspace.yaml")
@@ -141,24 +76,16 @@ def dagster_services(
     )
     logs = [tmp_path / "webserver.log", tmp_path / "daemon.log"]
     with ExitStack() as stack:
-        webserver = _start(
+        webserver = start(
             [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
             env,
             logs[0],
         )
-        stack.callback(_stop, webserver)
-        daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", workspace], env, logs[1])
-        stack.callback(_stop, daemon)
+        stack.callback(stop, webserver)
+        daemon = start([str(BIN / "dagster-daemon"), "run", "-w", workspace], env, logs[1])
+        stack.callback(stop, daemon)
         url = f"http://127.0.0.1:{port}"
-        state = _wait_for(
-            "the code location to load in the webserver",
-            lambda: (
-                "the webserver exited" if webserver.poll() is not None else _location_state(url)
-            ),
-            240,
-            logs,
-        )
-        assert state == "ok", f"{state}\n{logs[0].read_text()[-3000:]}"
+        wait_for_location(url, webserver, 240, logs)
         yield url, logs
 
 
@@ -224,12 +151,12 @@ def _expected_groups() -> dict[str, dict[str, set[str]]]:
 
 def _run_status(url: str, run_id: str) -> str:
     query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
-    return _graphql(url, query, {"id": run_id})["runOrError"]["status"]
+    return graphql(url, query, {"id": run_id})["runOrError"]["status"]
 
 
 def _latest_run(url: str) -> tuple[str, str] | None:
     query = "{ runsOrError(limit: 1) { ... on Runs { results { runId status } } } }"
-    results = _graphql(url, query)["runsOrError"]["results"]
+    results = graphql(url, query)["runsOrError"]["results"]
     return (results[0]["runId"], results[0]["status"]) if results else None
 
 
@@ -270,14 +197,14 @@ def test_a_user_materialises_an_asset_and_reads_its_page_in_chromium(
     page.goto(f"{url}/assets/{'/'.join(ASSET)}")
     page.get_by_role("button", name=re.compile(r"\bMaterialize$")).first.click()
     page.screenshot(path=str(shots / "03-materialize-clicked.png"))
-    run_id = _wait_for(
+    run_id = wait_for(
         "the run the button launched",
         lambda: (run := _latest_run(url)) and run != before and run[0],
         60,
         logs,
     )
     finished = {"SUCCESS", "FAILURE", "CANCELED"}
-    status = _wait_for(
+    status = wait_for(
         "the materialisation run to finish",
         lambda: (status := _run_status(url, run_id)) in finished and status,
         600,

@@ -11,58 +11,25 @@ daemon's run monitoring can notice, through the launcher's worker health check.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 import yaml
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from resources.warehouse import PROJECT_ROOT, DatabaseUrls
+from resources.warehouse import DatabaseUrls
+from tests.e2e.services import BIN, LOCATION, free_port, start, stop, wait_for, wait_for_location
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-LOCATION = "fishnet"
 REPOSITORY = "__repository__"
 STARTED = re.compile(r"Started process for run \(pid: (\d+)\)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(what: str, check: Callable[[], object], timeout: float, log: Path) -> object:
-    """Poll ``check`` until it returns something truthy; fail with the server log otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{log.read_text()[-6000:]}")
-
-
-def _location_loaded(url: str) -> bool:
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    try:
-        answer = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10).json()
-    except httpx.HTTPError:
-        return False
-    entries = answer["data"]["workspaceOrError"]["locationEntries"]
-    return any(e["name"] == LOCATION and e["loadStatus"] == "LOADED" for e in entries)
 
 
 def _alive(pid: int) -> bool:
@@ -80,40 +47,22 @@ class Dev:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
         self.process: subprocess.Popen[bytes] | None = None
-        self.port = _free_port()
+        self.port = free_port()
         self.client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
 
     def start(self) -> None:
-        with self.log.open("a") as out:
-            self.process = subprocess.Popen(
-                [str(BIN / "fishnet"), "dev", "--", "-h", "127.0.0.1", "-p", str(self.port)],
-                env=self.env,
-                cwd=PROJECT_ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        process = self.process
-        _wait_for(
-            "the code location to load in the webserver",
-            lambda: process.poll() is not None or _location_loaded(f"http://127.0.0.1:{self.port}"),
-            240,
+        self.process = start(
+            [str(BIN / "fishnet"), "dev", "--", "-h", "127.0.0.1", "-p", str(self.port)],
+            self.env,
             self.log,
         )
-        assert process.poll() is None, self.log.read_text()[-4000:]
+        wait_for_location(f"http://127.0.0.1:{self.port}", self.process, 240, self.log)
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal the whole process group: webserver, daemon, code server and run workers."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.process = None
+        if self.process is not None:
+            stop(self.process, sig)
+            self.process = None
 
 
 @pytest.fixture
@@ -159,7 +108,7 @@ def test_a_killed_run_worker_fails_its_run_and_the_queue_moves_on(
         repository_name=REPOSITORY,
         asset_selection=[["reference", "species"]],
     )
-    _wait_for(
+    wait_for(
         "the first run to start",
         lambda: status(killed) == DagsterRunStatus.STARTED.value,
         240,
@@ -173,11 +122,11 @@ def test_a_killed_run_worker_fails_its_run_and_the_queue_moves_on(
     # that started it, the daemon): kill -9 of the worker and of the `fishnet dev` process group.
     os.kill(pid, signal.SIGKILL)
     dev.kill()
-    _wait_for("the worker to die", lambda: not _alive(pid), 30, dev.log)
+    wait_for("the worker to die", lambda: not _alive(pid), 30, dev.log)
     assert status(killed) == DagsterRunStatus.STARTED.value  # nobody left to say otherwise
 
     dev.start()
-    _wait_for(
+    wait_for(
         "the killed run to be marked FAILED",
         lambda: status(killed) == DagsterRunStatus.FAILURE.value,
         120,
@@ -188,7 +137,7 @@ def test_a_killed_run_worker_fails_its_run_and_the_queue_moves_on(
             "SELECT event FROM event_logs WHERE run_id = %s", (killed,)
         ).fetchall()
     assert any(f"run worker process {pid} is gone" in event for (event,) in events)
-    _wait_for(
+    wait_for(
         "the queued run to succeed",
         lambda: status(queued) == DagsterRunStatus.SUCCESS.value,
         300,

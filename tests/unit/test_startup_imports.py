@@ -3,6 +3,8 @@
 Every Dagster process (webserver, daemon, `dagster job execute`, each run worker) imports
 `platform_assets.definitions`; steps import pandas, SQLAlchemy, psycopg ... where they use them,
 and the multiprocess executor's forkserver preloads them once per run (STEP_PRELOAD_MODULES).
+The same probe runs on each domain's Dagster layer alone and on the resources, so a failure
+names the part that went heavy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,6 +29,7 @@ HEAVY = (
     "psycopg",
     "pyarrow",
     "adbc_driver_postgresql",
+    "adbc_driver_manager",
     "shapely",
     "pyproj",
     "h3",
@@ -32,10 +37,37 @@ HEAVY = (
     "ortools",
 )
 
+#: The Dagster layer of every domain (its face), imported alone.
+DOMAIN_LAYERS = {
+    domain.name: [
+        f"platform_assets.{domain.name}.{face}"
+        for face in ("definitions", "assets", "checks", "jobs")
+        if (domain / f"{face}.py").exists()
+    ]
+    for domain in sorted((ROOT / "platform_assets").iterdir())
+    if (domain / "definitions.py").exists()
+}
+MODULE_SETS = {
+    "definitions": ["platform_assets.definitions"],
+    **DOMAIN_LAYERS,
+    "positions-inbox": [
+        "platform_assets.positions.partitions",
+        "platform_assets.positions.columns",
+        "platform_assets.positions.inbox",
+    ],
+    "resources": [
+        "resources.geocoder",
+        "resources.poi_sources",
+        "resources.poi_fixtures",
+        "resources.inboxes",
+        "resources.warehouse",
+    ],
+}
+
 # Runs in a fresh interpreter: records, for the first import of each heavy library, the chain of
-# modules being executed at that moment (innermost first), then imports the definitions.
+# modules being executed at that moment (innermost first), then imports the modules named.
 PROBE = r"""
-import importlib.abc, json, sys
+import importlib, importlib.abc, json, sys
 
 HEAVY = set(json.loads(sys.argv[1]))
 chains = {}
@@ -61,16 +93,17 @@ class Recorder(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, Recorder())
-import platform_assets.definitions  # noqa: E402,F401
+for name in sys.argv[2:]:
+    importlib.import_module(name)
 
 loaded = sorted(h for h in HEAVY if h in sys.modules)
 print(json.dumps({"loaded": loaded, "chains": {h: chains.get(h, []) for h in loaded}}))
 """
 
 
-def _probe() -> dict[str, object]:
+def _probe(modules: list[str]) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(HEAVY)],
+        [sys.executable, "-c", PROBE, json.dumps(HEAVY), *modules],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -81,14 +114,22 @@ def _probe() -> dict[str, object]:
     return result
 
 
-def test_definitions_import_no_heavy_library() -> None:
-    result = _probe()
+@pytest.mark.parametrize("part", sorted(MODULE_SETS))
+def test_importing_imports_no_heavy_library(part: str) -> None:
+    modules = MODULE_SETS[part]
+    result = _probe(modules)
     chains = result["chains"]
     assert isinstance(chains, dict)
     report = "\n".join(f"  {lib}: {' <- '.join(chain)}" for lib, chain in sorted(chains.items()))
     assert not result["loaded"], (
-        "importing platform_assets.definitions imports heavy libraries; import them where they "
+        f"importing {', '.join(modules)} imports heavy libraries; import them where they "
         f"are used (first importer first):\n{report}"
+    )
+
+
+def test_every_domain_has_its_layer_probed() -> None:
+    assert {"alerts", "logbook", "pois", "positions", "processing", "reference"} <= set(
+        DOMAIN_LAYERS
     )
 
 
