@@ -24,9 +24,11 @@ def build_resources() -> dict[str, Any]:
     from resources.warehouse import WarehouseResource
 
     warehouse = WarehouseResource()
+    # Configured at launch and shared: run config for `dry_run` reaches the IO manager as well.
+    dry_run = DryRunResource.configure_at_launch()
     return {
         "warehouse": warehouse,
-        "io_manager": PostgresPandasIOManager(warehouse=warehouse),
+        "io_manager": PostgresPandasIOManager(warehouse=warehouse, dry_run=dry_run),
         "source_db": SourceDatabaseResource(),
         "reference_files": ReferenceFilesResource(),
         "logbook_inbox": LogbookInboxResource(),
@@ -36,5 +38,5 @@ def build_resources() -> dict[str, Any]:
         "geocoder": GeocoderResource(),
         "poi_sources": PoiSourcesResource(),
         "publisher": PublisherResource(),
-        "dry_run": DryRunResource(),
+        "dry_run": dry_run,
     }

@@ -11,13 +11,12 @@ transaction, in the mode the asset's metadata asks for (`write_mode`):
 
 Reads return pandas, optionally only the columns an `AssetIn(metadata={"columns": [...]})` asks for.
 
-Dry run (run tag `fishnet/dry_run=true`, else FISHNET_DRY_RUN): the frame is built as usual and
-nothing is written; the output metadata says how many rows would have gone where, with a sample.
+Dry run (run tag `fishnet/dry_run=true`, else the `dry_run` resource, else FISHNET_DRY_RUN): the
+frame is built as usual and nothing is written; the output metadata says how many rows would have
+gone where, with a sample.
 Downstream steps of the same run then read the table as it was.
 The conversions and SQL live in table_io.py, imported when a step writes or reads.
 """
-
-from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -43,15 +42,15 @@ DRY_RUN_TAG = "fishnet/dry_run"
 """The run tag of dry run (the same as platform_assets.ops.dry_run's, which resources cannot import)."""
 
 
-def _is_dry_run(context: OutputContext) -> bool:
-    """The run tag when set, else the FISHNET_DRY_RUN setting."""
+def _is_dry_run(context: OutputContext, resource: DryRunResource) -> bool:
+    """The run tag when set, else the `dry_run` resource, else the FISHNET_DRY_RUN setting."""
     try:
         tags: Mapping[str, str] = context.step_context.run_tags
     except Exception:  # an output context built outside a run (direct IO manager tests)
         tags = {}
     if DRY_RUN_TAG in tags:
         return parse_flag(DRY_RUN_TAG, tags[DRY_RUN_TAG])
-    return DryRunResource().is_enabled()
+    return resource.is_enabled()
 
 
 # --- the IO manager -------------------------------------------------------------------------------
@@ -59,7 +58,7 @@ def _is_dry_run(context: OutputContext) -> bool:
 
 def _partition_filter(
     context: InputContext | OutputContext, metadata: Mapping[str, Any]
-) -> PartitionFilter | None:
+) -> "PartitionFilter | None":
     from resources.table_io import PartitionFilter, TableWriteError
 
     if not context.has_asset_partitions:
@@ -82,8 +81,13 @@ class PostgresPandasIOManager(ConfigurableIOManager):
     """Stores pandas frames in warehouse tables with binary COPY (see module docstring)."""
 
     warehouse: WarehouseResource
+    # The code location's `dry_run` resource itself (configured at launch), so that run config
+    # `resources: dry_run: config: enabled: true` reaches the IO manager too. Dagster resolves
+    # nested resources from real annotations: this module has no `from __future__ import
+    # annotations`.
+    dry_run: DryRunResource
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame | None) -> None:
+    def handle_output(self, context: OutputContext, obj: "pd.DataFrame | None") -> None:
         # pandas and pyarrow are imported by the steps that write or read, not by the definitions
         import pandas as pd
 
@@ -105,7 +109,7 @@ class PostgresPandasIOManager(ConfigurableIOManager):
         table = table_for(context.asset_key, metadata)
         mode = str(metadata.get("write_mode", "replace"))
         partition = _partition_filter(context, metadata)
-        if _is_dry_run(context):
+        if _is_dry_run(context, self.dry_run):
             context.log.info(f"DRY RUN: would write {len(obj)} rows to {table} ({mode})")
             context.add_output_metadata(
                 {
@@ -121,7 +125,7 @@ class PostgresPandasIOManager(ConfigurableIOManager):
         )
         context.add_output_metadata(write_metadata(result, obj))
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
+    def load_input(self, context: InputContext) -> "pd.DataFrame":
         from resources.table_io import read_frame, table_for
 
         upstream = context.upstream_output

@@ -5,6 +5,10 @@ The alert families share one shape (resolve the evaluation instant, run the fami
 counts), built by `_family_asset`; the heavy modules (store, run and the pure modules: pandas,
 numpy, shapely, psycopg, pyarrow) are imported inside the asset bodies so that loading the
 definitions stays cheap.
+
+Dry run (tag `fishnet/dry_run=true`, the `dry_run` resource or FISHNET_DRY_RUN): every family
+evaluates and reconciles as usual inside its transaction, reports the counts it would have
+written, and rolls back.
 """
 
 from collections.abc import Callable
@@ -24,11 +28,13 @@ from dagster import (
 from pydantic import Field
 
 from platform_assets.table_metadata import row_count, table_metadata
+from resources.publisher import DryRunResource
 from resources.settings import setting, setting_number
 from resources.warehouse import WarehouseResource, fetch_one
 
 if TYPE_CHECKING:
     from platform_assets.alerts.run import FamilyResult
+    from platform_assets.ops.dry_run import DryRun
 
 GROUP = "alerts"
 KINDS = {"postgres", "pandas", "shapely"}
@@ -143,11 +149,15 @@ def _result(
     "loaded from GeoJSON files (ALERTS_ZONES_DIR, default the bundled samples).",
     metadata=table_metadata("alerts.zones", ZONES_COLUMNS),
 )
-def zones(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def zones(
+    context: AssetExecutionContext, warehouse: WarehouseResource, dry_run: DryRunResource
+) -> MaterializeResult:
     """Load every *.geojson of the zones folder (replacing zones of the same name)."""
     from platform_assets.alerts import store
     from platform_assets.alerts.zones import read_zones_file
+    from platform_assets.ops.dry_run import DryRun
 
+    dry = DryRun.from_context(context, dry_run)
     folder = Path(setting("ALERTS_ZONES_DIR") or SAMPLE_ZONES_DIR)
     loaded = [z for path in sorted(folder.glob("*.geojson")) for z in read_zones_file(path)]
     with warehouse.connect() as conn:
@@ -156,15 +166,19 @@ def zones(context: AssetExecutionContext, warehouse: WarehouseResource) -> Mater
         layers = dict(
             conn.execute("SELECT layer, count(*) FROM alerts.zones GROUP BY 1").fetchall()
         )
-        conn.commit()
-    context.log.info(f"{len(loaded)} zone(s) loaded from {folder}")
+        dry.finish(conn)
+    context.log.info(f"{len(loaded)} zone(s) {'would be ' if dry else ''}loaded from {folder}")
     return MaterializeResult(
-        metadata=row_count(total, folder=str(folder), layers=MetadataValue.json(layers))
+        metadata={
+            **row_count(total, folder=str(folder), layers=MetadataValue.json(layers)),
+            **dry.would_write("alerts.zones", len(loaded)),
+        }
     )
 
 
-FamilyRun = Callable[[WarehouseResource, datetime], tuple["FamilyResult", dict[str, Any]]]
-"""Runs one alert family as of an instant; returns its result and extra metadata."""
+FamilyRun = Callable[[WarehouseResource, datetime, "DryRun"], tuple["FamilyResult", dict[str, Any]]]
+"""Runs one alert family as of an instant, committing unless dry; returns its result and extra
+metadata."""
 
 
 def _family_asset(
@@ -186,29 +200,39 @@ def _family_asset(
         metadata=metadata,
     )
     def _family(
-        context: AssetExecutionContext, config: AlertsConfig, warehouse: WarehouseResource
+        context: AssetExecutionContext,
+        config: AlertsConfig,
+        warehouse: WarehouseResource,
+        dry_run: DryRunResource,
     ) -> MaterializeResult:
+        from platform_assets.ops.dry_run import DryRun
+
+        dry = DryRun.from_context(context, dry_run)
         now = resolve_as_of(warehouse, config.as_of)
-        result, extra = run(warehouse, now)
-        return MaterializeResult(metadata={**_result(context, result, now), **extra})
+        result, extra = run(warehouse, now, dry)
+        if dry:
+            context.log.info(f"dry run ({dry.origin}): every change above was rolled back")
+        return MaterializeResult(
+            metadata={**_result(context, result, now), **extra, **dry.metadata()}
+        )
 
     return _family
 
 
 def _run_position_alerts(
-    warehouse: WarehouseResource, now: datetime
+    warehouse: WarehouseResource, now: datetime, dry: "DryRun"
 ) -> tuple["FamilyResult", dict[str, Any]]:
     """Evaluate the specifications and reconcile their alerts."""
     from platform_assets.alerts.run import run_position_alerts
 
     with warehouse.connect() as conn, warehouse.adbc() as adbc:
         result = run_position_alerts(conn, adbc, now)
-        conn.commit()
+        dry.finish(conn)
     return result, {}
 
 
 def _run_missing_far(
-    warehouse: WarehouseResource, now: datetime
+    warehouse: WarehouseResource, now: datetime, dry: "DryRun"
 ) -> tuple["FamilyResult", dict[str, Any]]:
     """Judge the last finished days."""
     from platform_assets.alerts.missing_declarations import MissingFarSettings
@@ -221,12 +245,12 @@ def _run_missing_far(
     )
     with warehouse.connect() as conn, warehouse.adbc() as adbc:
         result = run_missing_far(conn, adbc, now, settings)
-        conn.commit()
+        dry.finish(conn)
     return result, {}
 
 
 def _run_missing_dep(
-    warehouse: WarehouseResource, now: datetime
+    warehouse: WarehouseResource, now: datetime, dry: "DryRun"
 ) -> tuple["FamilyResult", dict[str, Any]]:
     """Judge the recent departures."""
     from platform_assets.alerts.missing_declarations import MissingDepSettings
@@ -239,12 +263,12 @@ def _run_missing_dep(
     )
     with warehouse.connect() as conn, warehouse.adbc() as adbc:
         result = run_missing_dep(conn, adbc, now, settings)
-        conn.commit()
+        dry.finish(conn)
     return result, {}
 
 
 def _run_beacons(
-    warehouse: WarehouseResource, now: datetime
+    warehouse: WarehouseResource, now: datetime, dry: "DryRun"
 ) -> tuple["FamilyResult", dict[str, Any]]:
     """Open, move and resolve malfunctions from the last positions."""
     from platform_assets.alerts.beacons import BeaconSettings
@@ -260,7 +284,7 @@ def _run_beacons(
         (open_count,) = fetch_one(
             conn, "SELECT count(*) FROM alerts.beacon_malfunctions WHERE resolved_at IS NULL"
         )
-        conn.commit()
+        dry.finish(conn)
     return result, {"open_malfunctions": open_count}
 
 

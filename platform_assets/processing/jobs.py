@@ -49,6 +49,7 @@ from platform_assets.processing.assets import (
 )
 from platform_assets.table_metadata import row_count
 from resources.launcher import LauncherResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 
 if TYPE_CHECKING:
@@ -71,10 +72,15 @@ READY_TASKS_SQL = "SELECT count(*) FROM processing.ready_task"
 
 
 def _dry_run_output(
-    context: OpExecutionContext, warehouse: WarehouseResource, what: str, sql: str | None
+    context: OpExecutionContext,
+    warehouse: WarehouseResource,
+    dry_run: DryRunResource,
+    what: str,
+    sql: str | None,
 ) -> Output | None:
-    """Under dry run (tag or FISHNET_DRY_RUN), the op's output: what it would act on; else None."""
-    dry = DryRun.from_context(context)
+    """Under dry run (tag, `dry_run` resource or FISHNET_DRY_RUN), the op's output: what it would
+    act on; else None."""
+    dry = DryRun.from_context(context, dry_run)
     if not dry:
         return None
     count = None
@@ -146,12 +152,17 @@ def _report_tables(
 
 
 def plan_tasks(
-    context: OpExecutionContext, config: OrchestratorConfig, warehouse: WarehouseResource
+    context: OpExecutionContext,
+    config: OrchestratorConfig,
+    warehouse: WarehouseResource,
+    dry_run: DryRunResource,
 ) -> Iterator[Output]:
     """Body of the orchestrator op: plan, log what could not be placed and why, report."""
     from platform_assets.processing.orchestrate import orchestrate, settings_from_env
 
-    dry = _dry_run_output(context, warehouse, "would_plan_input_routine_pairs", PENDING_PAIRS_SQL)
+    dry = _dry_run_output(
+        context, warehouse, dry_run, "would_plan_input_routine_pairs", PENDING_PAIRS_SQL
+    )
     if dry is not None:
         yield dry
         return
@@ -209,10 +220,13 @@ def _launch(
 
 
 def launch_tasks(
-    context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
+    context: OpExecutionContext,
+    warehouse: WarehouseResource,
+    launcher: LauncherResource,
+    dry_run: DryRunResource,
 ) -> Iterator[Output]:
     """Body of the launcher op: dispatch every ready task once, report."""
-    dry = _dry_run_output(context, warehouse, "would_dispatch_tasks", READY_TASKS_SQL)
+    dry = _dry_run_output(context, warehouse, dry_run, "would_dispatch_tasks", READY_TASKS_SQL)
     if dry is not None:
         yield dry
         return
@@ -231,13 +245,16 @@ def launch_tasks(
     "the next attempt of the failed ones with attempts left.",
 )
 def track_processing_jobs(
-    context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
+    context: OpExecutionContext,
+    warehouse: WarehouseResource,
+    launcher: LauncherResource,
+    dry_run: DryRunResource,
 ):
     """Record job state changes, then retry failed attempts."""
     from platform_assets.processing.launch import DispatchReport, PollReport, poll_statuses
     from resources.nomad import LauncherError
 
-    dry = _dry_run_output(context, warehouse, "would_poll", None)
+    dry = _dry_run_output(context, warehouse, dry_run, "would_poll", None)
     if dry is not None:
         yield dry
         return
@@ -307,18 +324,24 @@ returns with a batch the others wait on LISTEN (sensors/change_feed.py)."""
 
 @op(out=Out(Nothing), description="Plans a task on a VM for every input a routine takes.")
 def plan_processing_tasks(
-    context: OpExecutionContext, config: OrchestratorConfig, warehouse: WarehouseResource
+    context: OpExecutionContext,
+    config: OrchestratorConfig,
+    warehouse: WarehouseResource,
+    dry_run: DryRunResource,
 ):
     """Plan pending inputs onto the fewest VMs (orchestrate.py + planner.py)."""
-    yield from plan_tasks(context, config, warehouse)
+    yield from plan_tasks(context, config, warehouse, dry_run)
 
 
 @op(out=Out(Nothing), description="Starts a Nomad job (or a local process) for every ready task.")
 def launch_ready_tasks(
-    context: OpExecutionContext, warehouse: WarehouseResource, launcher: LauncherResource
+    context: OpExecutionContext,
+    warehouse: WarehouseResource,
+    launcher: LauncherResource,
+    dry_run: DryRunResource,
 ):
     """Dispatch every ready task exactly once (launch.py)."""
-    yield from launch_tasks(context, warehouse, launcher)
+    yield from launch_tasks(context, warehouse, launcher, dry_run)
 
 
 @job(description="Plans processing tasks for new inputs (started by the new-inputs sensor).")
@@ -346,12 +369,15 @@ class PruneConfig(Config):
 
 @op(out=Out(Nothing), description="Deletes change events every change-feed sensor has passed.")
 def prune_change_feed(
-    context: OpExecutionContext, config: PruneConfig, warehouse: WarehouseResource
+    context: OpExecutionContext,
+    config: PruneConfig,
+    warehouse: WarehouseResource,
+    dry_run: DryRunResource,
 ):
     """Prune `ops.change_event` below the slowest consumer and old `ops.change_feed_batch` rows."""
     from platform_assets.change_feed.maintenance import prune
 
-    dry = _dry_run_output(context, warehouse, "would_prune", None)
+    dry = _dry_run_output(context, warehouse, dry_run, "would_prune", None)
     if dry is not None:
         yield dry
         return

@@ -174,10 +174,12 @@ def launcher_run_in_process(
 
         from platform_assets.processing.jobs import processing_launcher_job
         from resources.launcher import LauncherResource
+        from resources.publisher import DryRunResource
 
         resources = {
             "warehouse": WarehouseResource(database_url=database_url),
             "launcher": LauncherResource(nomad_address=nomad_address, products_dir=products_dir),
+            "dry_run": DryRunResource(),
         }
         with DagsterInstance.ephemeral() as instance:
             start.wait(60)

@@ -21,6 +21,7 @@ from platform_assets.alerts.run import (
     run_position_alerts,
 )
 from platform_assets.alerts.zones import Zone
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 
 NOW = datetime(2024, 5, 8, 12, tzinfo=UTC)
@@ -302,7 +303,7 @@ def test_alert_assets_materialize_with_their_metadata(conn, warehouse) -> None:
     as_of = {"config": {"as_of": NOW.isoformat()}}
     result = materialize(
         ALERT_ASSETS,
-        resources={"warehouse": warehouse},
+        resources={"warehouse": warehouse, "dry_run": DryRunResource()},
         run_config={
             "ops": {f"alerts__{name}": as_of for name in (*families, "beacon_malfunctions")}
         },

@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from resources.io_managers import PostgresPandasIOManager
+from resources.publisher import DryRunResource
 from resources.table_io import TableRef, TableWriteError, read_frame, write_frame
 from resources.warehouse import WarehouseResource
 
@@ -261,7 +262,9 @@ def test_assets_write_read_with_metadata_and_column_selection(
 
     result = materialize(
         [events, downstream],
-        resources={"io_manager": PostgresPandasIOManager(warehouse=warehouse)},
+        resources={
+            "io_manager": PostgresPandasIOManager(warehouse=warehouse, dry_run=DryRunResource())
+        },
         instance=dagster_instance,
     )
     assert result.success
@@ -298,7 +301,7 @@ def test_time_window_partitions_overwrite_only_their_window(
             }
         )
 
-    io = {"io_manager": PostgresPandasIOManager(warehouse=warehouse)}
+    io = {"io_manager": PostgresPandasIOManager(warehouse=warehouse, dry_run=DryRunResource())}
     for key in ("2026-01-01", "2026-01-02", "2026-01-01"):
         assert materialize(
             [events], partition_key=key, resources=io, instance=dagster_instance
@@ -331,7 +334,7 @@ def test_static_partitions_overwrite_only_their_key_and_reject_stray_rows(
             }
         )
 
-    io = {"io_manager": PostgresPandasIOManager(warehouse=warehouse)}
+    io = {"io_manager": PostgresPandasIOManager(warehouse=warehouse, dry_run=DryRunResource())}
     for key in ("north", "south", "north"):
         assert materialize(
             [events], partition_key=key, resources=io, instance=dagster_instance
@@ -368,7 +371,9 @@ def test_dry_run_tag_writes_nothing_and_says_what_it_would_write(
 
     result = materialize(
         [events],
-        resources={"io_manager": PostgresPandasIOManager(warehouse=warehouse)},
+        resources={
+            "io_manager": PostgresPandasIOManager(warehouse=warehouse, dry_run=DryRunResource())
+        },
         instance=dagster_instance,
         tags={"fishnet/dry_run": "true"},
     )

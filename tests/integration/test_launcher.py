@@ -22,6 +22,7 @@ from resources.nomad import (
     NomadLauncher,
     NomadUnavailableError,
 )
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from tests.fakes.nomad_server import FakeNomadServer, running_nomad_server
 from tests.integration.processing_chain_helpers import (
@@ -244,6 +245,7 @@ def test_nomad_down_fails_the_launcher_run_with_a_clear_error(
         resources={
             "warehouse": warehouse,
             "launcher": LauncherResource(nomad_address=address, timeout_s=2),
+            "dry_run": DryRunResource(),
         },
         raise_on_error=False,
     )
@@ -341,7 +343,11 @@ def test_launcher_job_metadata(
     planned(warehouse, 2)
     result = processing_launcher_job.execute_in_process(
         instance=dagster_instance,
-        resources={"warehouse": warehouse, "launcher": resource_for(nomad)},
+        resources={
+            "warehouse": warehouse,
+            "launcher": resource_for(nomad),
+            "dry_run": DryRunResource(),
+        },
     )
     metadata = output_metadata(result, "launch_ready_tasks")
     assert metadata["launcher"] == "nomad" and metadata["dispatched"] == 2

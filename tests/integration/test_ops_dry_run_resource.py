@@ -132,3 +132,63 @@ def test_the_publish_job_default_chunk_is_the_publisher_s() -> None:
     from platform_assets.ops.publish import CHUNK_ROWS as PUBLISH_CHUNK_ROWS
 
     assert CHUNK_ROWS == PUBLISH_CHUNK_ROWS == 10_000
+
+
+def test_the_code_location_shares_its_dry_run_resource_with_the_io_manager() -> None:
+    """Configured at launch and nested: run config for `dry_run` reaches the IO manager."""
+    from resources import build_resources
+
+    resources = build_resources()
+    assert resources["io_manager"].dry_run is resources["dry_run"]
+
+
+def test_the_resource_config_reaches_the_io_manager_alerts_and_processing_ops(
+    warehouse: WarehouseResource, dagster_instance: Any
+) -> None:
+    import pandas as pd
+    from dagster import asset
+
+    from platform_assets.alerts.assets import zones
+    from platform_assets.processing.jobs import processing_orchestrator_job
+    from resources.io_managers import PostgresPandasIOManager
+
+    with warehouse.connect() as conn:
+        conn.execute("CREATE TABLE public.frame_rows (a int)")
+
+    @asset(key_prefix=["public"], metadata={"dagster/table_name": "public.frame_rows"})
+    def frame_rows():  # no return annotation: under __future__ annotations it is a string
+        return pd.DataFrame({"a": [1, 2, 3]})
+
+    dry_run = DryRunResource.configure_at_launch()  # wired as resources.build_resources does
+    defs = Definitions(
+        assets=[frame_rows, zones],
+        jobs=[processing_orchestrator_job],
+        resources={
+            "warehouse": warehouse,
+            "io_manager": PostgresPandasIOManager(warehouse=warehouse, dry_run=dry_run),
+            "dry_run": dry_run,
+        },
+    )
+    assets_job = defs.resolve_implicit_global_asset_job_def()
+    dry = assets_job.execute_in_process(run_config=DRY_BY_RESOURCE, instance=dagster_instance)
+    assert dry.success
+    with warehouse.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM public.frame_rows").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM alerts.zones").fetchone()[0] == 0
+    [frame] = dry.asset_materializations_for_node("public__frame_rows")
+    assert frame.metadata["would_write/public.frame_rows"].value == 3
+    [loaded] = dry.asset_materializations_for_node("alerts__zones")
+    assert loaded.metadata["dry_run"].value is True
+    assert loaded.metadata["would_write/alerts.zones"].value > 0
+
+    plan = defs.resolve_job_def("processing_orchestrator_job")
+    planned = plan.execute_in_process(run_config=DRY_BY_RESOURCE, instance=dagster_instance)
+    assert planned.success
+    [output] = [e for e in planned.all_node_events if e.is_successful_output]
+    assert output.step_output_data.metadata["dry_run"].value is True
+
+    real = assets_job.execute_in_process(instance=dagster_instance)
+    assert real.success
+    with warehouse.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM public.frame_rows").fetchone()[0] == 3
+        assert conn.execute("SELECT count(*) FROM alerts.zones").fetchone()[0] > 0

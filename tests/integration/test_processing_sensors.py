@@ -37,6 +37,7 @@ from platform_assets.processing.jobs import (
     processing_orchestrator_job,
 )
 from platform_assets.samples import processing as sample
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from sensors.change_feed import (
     DEFAULT_REEMIT_GRACE_SECONDS,
@@ -248,7 +249,10 @@ def _execute(
     job: Any, instance: DagsterInstance, warehouse: WarehouseResource, tags: dict[str, str]
 ) -> Any:
     return job.execute_in_process(
-        instance=instance, resources={"warehouse": warehouse}, tags=tags, raise_on_error=True
+        instance=instance,
+        resources={"warehouse": warehouse, "dry_run": DryRunResource()},
+        tags=tags,
+        raise_on_error=True,
     )
 
 

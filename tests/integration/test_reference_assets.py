@@ -53,6 +53,7 @@ from platform_assets.reference.readers import (
 )
 from platform_assets.reference.vessels import read_vessels
 from resources.io_managers import PostgresPandasIOManager
+from resources.publisher import DryRunResource
 from resources.reference_files import ReferenceFilesResource
 from resources.source_db import EMBEDDED_SCHEMA, SourceDatabaseResource, seed_sample_source
 from resources.table_io import TableRef, read_frame
@@ -87,7 +88,7 @@ def run_resources(
     warehouse: WarehouseResource, files: ReferenceFilesResource | None = None
 ) -> dict[str, Any]:
     return {
-        "io_manager": PostgresPandasIOManager(warehouse=warehouse),
+        "io_manager": PostgresPandasIOManager(warehouse=warehouse, dry_run=DryRunResource()),
         "warehouse": warehouse,
         "source_db": SourceDatabaseResource(url=warehouse.urls.libpq, schema_name=EMBEDDED_SCHEMA),
         "reference_files": files or bundled_files(),
