@@ -1,9 +1,12 @@
 """Positions storage throughput, as ratios to a plain binary COPY measured in the same run.
 
+0. Parse: ``naf.parse_lines`` on 200,000 of the load's lines against the bare loop
+   ``[dict(p.split('/', 1) for p in l.rstrip()[6:-6].split('//') if '/' in p) for l in lines]``
+   (rate ratio, target >= 0.5).
 1. Load: N positions (T tracks, a few days) written as a NAF file, then parse + enrich + load
    through the ingest op's code path (``ingestion.ingest_files``: one ADBC connection, the
-   anchorages read, streamed blocks, quarantine, track state, binary COPY into the table, the
-   catalog item), timed whole. Baseline: binary COPY (ADBC, from Arrow) of the same parsed rows
+   anchorages read, blocks read and parsed one ahead in a thread, quarantine, track state,
+   binary COPY into the table, the catalog item), timed whole. Baseline: binary COPY (ADBC, from Arrow) of the same parsed rows
    into an unindexed, unpartitioned table of the same columns. Target <= 2x.
 2. Incremental: with B positions stored, one more hour of the T tracks (one file). Target
    <= 1.5x the COPY time of the new rows + 1 s.
@@ -143,6 +146,27 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def parse_rate(lines: list[str], repeats: int) -> dict:
+    """Seconds of ``naf.parse_lines`` and of the bare split loop on the same lines (medians)."""
+    sample = lines[:200_000]
+    naf.parse_lines(sample[:1_000])  # pyarrow's one-time initialisation
+    bare, ours = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        [dict(p.split("/", 1) for p in s.rstrip()[6:-6].split("//") if "/" in p) for s in sample]
+        bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        naf.parse_lines(sample)
+        ours.append(time.perf_counter() - started)
+    return {
+        "lines": len(sample),
+        "bare_split_seconds": round(_median(bare), 3),
+        "parse_lines_seconds": round(_median(ours), 3),
+        "rate_ratio": round(_median(bare) / _median(ours), 2),
+        "target_ratio": 0.5,
+    }
+
+
 def run(positions: int, tracks: int, stored: int, workdir: Path, repeats: int = 3) -> dict:
     step = 10
     minutes = positions // tracks * step
@@ -156,6 +180,7 @@ def run(positions: int, tracks: int, stored: int, workdir: Path, repeats: int = 
     # 1. load, on a fresh database each time (the first file of a deployment: new tracks)
     lines = naf_lines(tracks, START, minutes, step, seed=1)
     path = write_file(workdir, "load.naf", lines)
+    report["parse"] = parse_rate(lines, repeats)
     loads = []
     for _ in range(repeats):
         warehouse = fresh_database(BENCH_DB)

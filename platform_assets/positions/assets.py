@@ -6,8 +6,8 @@ them, so importing the definitions stays cheap (issue #20).
 Operations (platform_assets/ops): every NAF file is an item of the ingestion catalog; each
 ingestion run's figures go to ``ops.run_metrics`` (job ``positions_ingest_job``, source
 ``inbox``; compared with their usual level by ``checks.usual_naf_volume``); under dry run (tag
-``fishnet/dry_run=true`` or FISHNET_DRY_RUN) every op and asset here reads and computes as usual
-in transactions that are rolled back, and reports what it would have written.
+``fishnet/dry_run=true``, the ``dry_run`` resource or FISHNET_DRY_RUN) every op and asset here
+reads and computes as usual in transactions that are rolled back, and reports what it would have written.
 """
 
 from collections.abc import Iterator
@@ -37,6 +37,7 @@ from platform_assets.positions.inbox import DOMAIN, INGEST_JOB, INGEST_SOURCE
 from platform_assets.positions.partitions import positions_daily_partitions
 from platform_assets.table_metadata import row_count, table_metadata
 from resources.inboxes import NafInboxResource
+from resources.publisher import DryRunResource
 from resources.settings import setting_number
 from resources.warehouse import WarehouseResource
 
@@ -151,13 +152,14 @@ def ingest_naf_files(
     config: NafIngestConfig,
     warehouse: WarehouseResource,
     naf_inbox: NafInboxResource,
+    dry_run: DryRunResource,
 ) -> None:
     """Files already in the ingestion catalog are skipped unless ``force``."""
     from platform_assets.ops.dry_run import DryRun
     from platform_assets.ops.metrics import RunMetrics, last_success_end, record_run_metrics
     from platform_assets.positions import ingestion
 
-    dry = DryRun.from_context(context)
+    dry = DryRun.from_context(context, dry_run)
     inbox = naf_inbox.path()
     if not config.skip_existing:
         context.log.warning("skip_existing=false ignored: stored positions are never rewritten")
@@ -304,12 +306,15 @@ class LastPositionsConfig(Config):
 
 @op(ins={"after": In(Nothing)}, description="Refresh positions/last_positions (one transaction).")
 def refresh_last_positions_op(
-    context: OpExecutionContext, config: LastPositionsConfig, warehouse: WarehouseResource
+    context: OpExecutionContext,
+    config: LastPositionsConfig,
+    warehouse: WarehouseResource,
+    dry_run: DryRunResource,
 ) -> None:
     """The last step of ingestion and replay runs."""
     from platform_assets.ops.dry_run import DryRun
 
-    dry = DryRun.from_context(context)
+    dry = DryRun.from_context(context, dry_run)
     metadata = refresh_last_positions(warehouse, config.instant(), dry.enabled)
     context.log.info(
         f"last positions: {metadata['dagster/row_count']} track(s)"
@@ -333,13 +338,15 @@ def refresh_last_positions_op(
     "port call before them, e.g. after the anchorages changed.",
     metadata=table_metadata("positions.positions", POSITIONS_COLUMNS),
 )
-def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+def positions(
+    context: AssetExecutionContext, warehouse: WarehouseResource, dry_run: DryRunResource
+) -> MaterializeResult:
     """Re-enrich the selected days (one run for a whole backfill range); rolled back under
     dry run."""
     from platform_assets.ops.dry_run import DryRun
     from platform_assets.positions import store
 
-    dry = DryRun.from_context(context)
+    dry = DryRun.from_context(context, dry_run)
     window = context.partition_time_window
     start, end = window.start, window.end
     anchorages = _anchorages(warehouse, context.log)
@@ -370,12 +377,15 @@ def positions(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     metadata=table_metadata("positions.last_positions", LAST_POSITIONS_COLUMNS),
 )
 def last_positions(
-    context: AssetExecutionContext, config: LastPositionsConfig, warehouse: WarehouseResource
+    context: AssetExecutionContext,
+    config: LastPositionsConfig,
+    warehouse: WarehouseResource,
+    dry_run: DryRunResource,
 ) -> MaterializeResult:
     """Recompute at the current instant (or the configured one); rolled back under dry run."""
     from platform_assets.ops.dry_run import DryRun
 
-    dry = DryRun.from_context(context)
+    dry = DryRun.from_context(context, dry_run)
     metadata = refresh_last_positions(warehouse, config.instant(), dry.enabled)
     return MaterializeResult(metadata={**metadata, **dry.metadata()})
 
@@ -384,12 +394,14 @@ def last_positions(
     out=Out(Nothing),
     description="Parse the quarantined NAF lines again; store and release those that now parse.",
 )
-def replay_naf_quarantine(context: OpExecutionContext, warehouse: WarehouseResource) -> None:
+def replay_naf_quarantine(
+    context: OpExecutionContext, warehouse: WarehouseResource, dry_run: DryRunResource
+) -> None:
     """After a parser fix: move what now parses from the quarantine into the positions."""
     from platform_assets.ops.dry_run import DryRun
     from platform_assets.positions import store
 
-    dry = DryRun.from_context(context)
+    dry = DryRun.from_context(context, dry_run)
     anchorages = _anchorages(warehouse, context.log)
     with warehouse.adbc() as conn:
         result = store.replay_quarantine(conn, anchorages)
@@ -435,12 +447,15 @@ def maintain_partitions(
 
 @op(description="Create the coming days' positions partitions; drop those past retention.")
 def maintain_positions_partitions(
-    context: OpExecutionContext, config: PartitionMaintenanceConfig, warehouse: WarehouseResource
+    context: OpExecutionContext,
+    config: PartitionMaintenanceConfig,
+    warehouse: WarehouseResource,
+    dry_run: DryRunResource,
 ) -> None:
     """Daily upkeep of positions.positions."""
     from platform_assets.ops.dry_run import DryRun
 
-    dry = DryRun.from_context(context)
+    dry = DryRun.from_context(context, dry_run)
     retention = config.retention_days or int(setting_number("POSITIONS_RETENTION_DAYS") or 400)
     today = datetime.now(UTC).date()
     created, dropped = maintain_partitions(

@@ -132,7 +132,7 @@ def enrich(
     batch = batch.take(order).reset_index(drop=True)
     enriched_rows, last_rows, reemitted = _enrich_sorted(batch, carried, index, parameters)
 
-    untouched = state[~_track_keys(state).isin(set(_track_keys(last_rows)))]
+    untouched = state[key_positions(_track_keys(state), _track_keys(last_rows)) < 0]
     new_state = _typed_state(pd.concat([_typed_state(untouched), last_rows], ignore_index=True))
     enriched = (
         pd.concat([reemitted, enriched_rows], ignore_index=True)
@@ -220,6 +220,17 @@ def _prepared(positions: pd.DataFrame, keep: list[str] | None = None) -> pd.Data
     return frame
 
 
+def key_positions(keys: pd.Series, table: pd.Series) -> np.ndarray:
+    """Position of each of ``keys`` in ``table`` (distinct keys), -1 when absent. Factorises both
+    at once (Series.isin or a dict on strings would make a Python object per key)."""
+    if len(keys) == 0 or len(table) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    codes, _ = pd.factorize(pd.concat([table, keys], ignore_index=True))
+    where = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+    where[codes[: len(table)]] = np.arange(len(table))
+    return where[codes[len(table) :]]
+
+
 def _track_keys(frame: pd.DataFrame) -> pd.Series:
     """A string label per track: the triple with NA spelled apart from any text."""
     if frame.empty:
@@ -239,12 +250,10 @@ def _attach_state(
         return batch, state.assign(_track=pd.Series(dtype="int64")).set_index("_track")
     state_keys = _track_keys(state)
     firsts = batch.drop_duplicates("_track")
-    codes = dict(zip(firsts["_key"], firsts["_track"], strict=True))
-    # a hash lookup per state row (Series.isin on strings builds Python objects per row)
-    mapped = state_keys.map(codes)
-    relevant = mapped.notna().to_numpy()
+    found = key_positions(state_keys, firsts["_key"])
+    relevant = found >= 0
     carried = state[relevant].copy()
-    carried["_track"] = mapped[relevant].astype("int64").to_numpy()
+    carried["_track"] = firsts["_track"].to_numpy(np.int64)[found[relevant]]
     carried = carried.set_index("_track")
     last_id = batch["_track"].map(carried["id"])
     last_time = batch["_track"].map(carried["datetime_utc"].astype("int64"))

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from dagster import AssetSelection, DagsterInstance, build_sensor_context, materialize
 
 from platform_assets.ops.dry_run import DRY_RUN_TAG
@@ -16,6 +17,7 @@ from platform_assets.positions.checks import usual_naf_volume
 from platform_assets.positions.inbox import INGEST_JOB, INGEST_SOURCE, list_inbox
 from platform_assets.positions.jobs import positions_ingest_job
 from resources.inboxes import NafInboxResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from sensors.positions import naf_inbox_sensor
 from tests.integration.positions_helpers import START, Fix, seed_anchorages, tracks
@@ -25,7 +27,11 @@ NOW = (START + timedelta(days=3)).isoformat()
 
 
 def _resources(warehouse: WarehouseResource, inbox: Path) -> dict:
-    return {"warehouse": warehouse, "naf_inbox": NafInboxResource(directory=str(inbox))}
+    return {
+        "warehouse": warehouse,
+        "naf_inbox": NafInboxResource(directory=str(inbox)),
+        "dry_run": DryRunResource(),
+    }
 
 
 def _write(inbox: Path, name: str, fixes: list[Fix], broken: int = 0) -> Path:
@@ -172,15 +178,20 @@ def test_the_usual_level_check_warns_when_the_inbox_brings_far_fewer_positions(
     assert evaluation.metadata["below"].value == ["rows_read", "rows_written"]
 
 
+@pytest.mark.parametrize("set_by", ["tag", "resource config"])
 def test_a_dry_run_reads_and_enriches_everything_and_keeps_nothing(
-    warehouse: WarehouseResource, dagster_instance: DagsterInstance, tmp_path: Path
+    warehouse: WarehouseResource, dagster_instance: DagsterInstance, tmp_path: Path, set_by: str
 ) -> None:
     _seed(warehouse)
     fixes = tracks(5, 20, seed=13)
     _write(tmp_path, "feed.naf", fixes + fixes[:7], broken=1)  # 7 repeats inside the file
     resources = _resources(warehouse, tmp_path)
     before = _counts(warehouse)
-    dry = _run(resources, dagster_instance, tags={DRY_RUN_TAG: "true"})
+    if set_by == "tag":
+        dry = _run(resources, dagster_instance, tags={DRY_RUN_TAG: "true"})
+    else:
+        resources_dry = {**resources, "dry_run": DryRunResource(enabled=True)}
+        dry = _run(resources_dry, dagster_instance)
     assert dry.success
     assert _counts(warehouse) == before  # no position, track, quarantine, catalog, metrics row
     assert not dry.get_asset_materialization_events()  # nothing materialised, only observed

@@ -18,6 +18,7 @@ from platform_assets.positions.jobs import (
     positions_partition_maintenance_job,
 )
 from resources.inboxes import NafInboxResource
+from resources.publisher import DryRunResource
 from resources.warehouse import DatabaseUrls, WarehouseResource
 from sensors.positions import naf_inbox_sensor
 from tests.integration.positions_helpers import START, Fix, identities, seed_anchorages, tracks
@@ -27,6 +28,7 @@ def _resources(database: DatabaseUrls, inbox: Path) -> dict:
     return {
         "warehouse": WarehouseResource(database_url=database.libpq),
         "naf_inbox": NafInboxResource(directory=str(inbox)),
+        "dry_run": DryRunResource(),
     }
 
 

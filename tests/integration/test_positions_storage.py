@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from platform_assets.positions import enrichment, store
 from platform_assets.positions.inbox import inbox_file_at, read_line_batches
 from platform_assets.positions.ingestion import ingest_file
-from resources.warehouse import WarehouseResource
+from resources.warehouse import WarehouseResource, fetch_one
 from tests.integration.positions_helpers import START, Fix, seed_anchorages, tracks
 
 
@@ -26,7 +27,7 @@ def _anchorages(warehouse: WarehouseResource) -> pd.DataFrame:
         return store.read_anchorages(conn)
 
 
-def _write(path: Path, fixes: list[Fix], extra: list[bytes] = ()) -> Path:
+def _write(path: Path, fixes: list[Fix], extra: Sequence[bytes] = ()) -> Path:
     lines = [f.naf().encode() for f in fixes] + list(extra)
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
@@ -50,7 +51,7 @@ def _stored(warehouse: WarehouseResource) -> pd.DataFrame:
 
 def _count(warehouse: WarehouseResource, table: str) -> int:
     with warehouse.connect() as conn:
-        return conn.execute(f"SELECT count(*) FROM positions.{table}").fetchone()[0]
+        return fetch_one(conn, f"SELECT count(*) FROM positions.{table}")[0]
 
 
 def _assert_equals_full_recompute(
@@ -111,7 +112,7 @@ def test_two_concurrent_ingestions_of_one_file_store_it_once(
     assert not errors
     assert _count(warehouse, "positions") == len(fixes)
     with warehouse.connect() as conn:
-        tracks_stored = conn.execute("SELECT count(*) FROM positions.track_state").fetchone()[0]
+        tracks_stored = fetch_one(conn, "SELECT count(*) FROM positions.track_state")[0]
     assert tracks_stored == 8
     _assert_equals_full_recompute(_stored(warehouse), anchorages)
 
@@ -197,7 +198,7 @@ def test_quarantine_keeps_bad_lines_as_received_and_replay_stores_them(
     assert _count(warehouse, "positions") == len(fixes)
     _assert_equals_full_recompute(_stored(warehouse), anchorages)
     with warehouse.connect() as conn:
-        attempts = conn.execute("SELECT min(attempts) FROM positions.naf_quarantine").fetchone()
+        attempts = fetch_one(conn, "SELECT min(attempts) FROM positions.naf_quarantine")
     assert attempts[0] == 3  # two ingestions and one replay
 
 
@@ -319,10 +320,9 @@ def test_track_states_round_trip_exactly_through_the_table(warehouse: WarehouseR
     states["sea_time_us"] = [2_400_000_000, 0, 3, 2**53 + 1]
     states["previous_candidate"] = pd.array([None, True, False, None], dtype="boolean")
     states = enrichment._typed_state(states)
-    batch = states[["id", "datetime_utc"]].copy()
     with warehouse.adbc() as conn:
         tracks = resolve_tracks(conn, identities)
-        save_states(conn, tracks, states, batch.assign(track_id=tracks["track_id"]))
+        save_states(conn, tracks, states)
         conn.commit()
         back = states_of(resolve_tracks(conn, identities))
         conn.commit()

@@ -16,8 +16,10 @@ This module re-exports what the Dagster layer, the tests and the benchmark use.
 from platform_assets.positions import naf
 from platform_assets.positions.store.ingest import (
     IngestResult,
+    ParsedBatch,
     ingest_batch,
     ingest_batch_committed,
+    parse_batch,
     replay_quarantine,
 )
 from platform_assets.positions.store.last_positions import (
@@ -49,6 +51,7 @@ __all__ = [
     "POSITION_COLUMNS",
     "IngestResult",
     "NaturalKeyConflict",
+    "ParsedBatch",
     "apply_retention",
     "count_positions",
     "ensure_partitions",
@@ -58,6 +61,7 @@ __all__ = [
     "load_positions",
     "naf",
     "normalise_parsed",
+    "parse_batch",
     "partition_days",
     "read_anchorages",
     "read_last_positions",

@@ -1,5 +1,7 @@
 """Ingesting NAF lines: a block of a file, or the quarantine replayed. Bad lines are
-quarantined, the rest loaded (``load.load_positions``), in the caller's transaction."""
+quarantined, the rest loaded (``load.load_positions``), in the caller's transaction. Parsing a
+block (``parse_batch``) is separate from storing it, so a run parses the next block while the
+current one is stored (``ingestion``)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from platform_assets.positions.store.quarantine import (
     record_failed_attempt,
     release_quarantined,
 )
+from platform_assets.positions.store.schema import normalise_parsed
 from platform_assets.positions.store.writes import NaturalKeyConflict
 
 
@@ -42,16 +45,20 @@ class IngestResult:
         self.staged_after_conflict |= other.staged_after_conflict
 
 
-def ingest_batch(
-    conn: Any,
-    source_file: str,
-    batch: LineBatch,
-    anchorages: pd.DataFrame | AnchorageIndex,
-    *,
-    direct: bool = True,
-) -> IngestResult:
-    """Parse one batch of a file's lines, quarantine the bad ones, store the rest (in the
-    caller's transaction; ``direct``: see ``load.load_positions``)."""
+@dataclass
+class ParsedBatch:
+    """A block of a file's lines parsed: the positions (in the table's types) and the lines to
+    quarantine. Parsing needs no database, so it can run ahead of the load (``parse_batch``)."""
+
+    source_file: str
+    lines: int
+    frame: pd.DataFrame
+    bad: list[QuarantinedLine]
+
+
+def parse_batch(source_file: str, batch: LineBatch) -> ParsedBatch:
+    """Parse one batch of a file's lines: positions (normalised) and bad lines (numbered in the
+    file, their bytes exactly as received)."""
     frame, errors = naf.parse_lines(batch.lines, first_line_number=batch.first_line)
     bad = [
         QuarantinedLine(
@@ -63,23 +70,43 @@ def ingest_batch(
         QuarantinedLine(source_file, batch.first_line + index, raw, "line is not valid UTF-8")
         for index, raw in batch.undecodable.items()
     ]
-    result = IngestResult(lines=len(batch.lines))
-    result.quarantined = quarantine(conn, bad)
-    result.errors = [f"{source_file}:{b.line_number}: {b.error}" for b in bad[:20]]
-    result.load = load_positions(conn, frame, anchorages, direct=direct)
+    return ParsedBatch(source_file, len(batch.lines), normalise_parsed(frame), bad)
+
+
+def ingest_batch(
+    conn: Any,
+    source_file: str,
+    batch: LineBatch | ParsedBatch,
+    anchorages: pd.DataFrame | AnchorageIndex,
+    *,
+    direct: bool = True,
+    sample: bool = True,
+) -> IngestResult:
+    """Parse one batch of a file's lines (unless already parsed), quarantine the bad ones,
+    store the rest (in the caller's transaction; ``direct``, ``sample``: see
+    ``load.load_positions``)."""
+    parsed = batch if isinstance(batch, ParsedBatch) else parse_batch(source_file, batch)
+    result = IngestResult(lines=parsed.lines)
+    result.quarantined = quarantine(conn, parsed.bad)
+    result.errors = [f"{source_file}:{b.line_number}: {b.error}" for b in parsed.bad[:20]]
+    result.load = load_positions(
+        conn, parsed.frame, anchorages, normalised=True, direct=direct, sample=sample
+    )
     return result
 
 
 def ingest_batch_committed(
-    conn: Any, source_file: str, batch: LineBatch, anchorages: AnchorageIndex
+    conn: Any, source_file: str, batch: LineBatch | ParsedBatch, anchorages: AnchorageIndex
 ) -> IngestResult:
     """``ingest_batch`` in its own transaction, committed: by direct COPY, and should a row
-    turn out to be stored already (``NaturalKeyConflict``), again through the staging table."""
+    turn out to be stored already (``NaturalKeyConflict``), again through the staging table.
+    No sample of written rows is kept (only a dry run shows one)."""
+    parsed = batch if isinstance(batch, ParsedBatch) else parse_batch(source_file, batch)
     try:
-        result = ingest_batch(conn, source_file, batch, anchorages, direct=True)
+        result = ingest_batch(conn, source_file, parsed, anchorages, direct=True, sample=False)
     except NaturalKeyConflict:
         conn.rollback()
-        result = ingest_batch(conn, source_file, batch, anchorages, direct=False)
+        result = ingest_batch(conn, source_file, parsed, anchorages, direct=False, sample=False)
         result.staged_after_conflict = True
     conn.commit()
     return result

@@ -95,6 +95,7 @@ def load_positions(
     *,
     normalised: bool = False,
     direct: bool = True,
+    sample: bool = True,
 ) -> LoadResult:
     """Store a batch of parsed positions idempotently, enriched; see the module docstring.
 
@@ -102,6 +103,7 @@ def load_positions(
     built once for many batches. Runs in the caller's transaction, which must commit.
     ``direct``: new rows are copied straight into the table (``writes.insert_positions``); on
     ``writes.NaturalKeyConflict`` roll back and load again with ``direct=False``.
+    ``sample``: keep a few written rows in the result (what a dry run shows).
     """
     batch = parsed if normalised else normalise_parsed(parsed)
     result = LoadResult(rows=len(batch))
@@ -165,12 +167,12 @@ def load_positions(
     insert = pd.concat(inserts, ignore_index=True) if inserts else pd.DataFrame()
     result.inserted = insert_positions(conn, insert, direct=direct)
     result.days = days_of(insert["datetime_utc"]) if not insert.empty else set()
-    result.sample = _sample(insert)
+    result.sample = _sample(insert) if sample else []
     revised = [u for u in updates if not u.empty]
     result.updated = update_enrichment(
         conn, pd.concat(revised, ignore_index=True) if revised else pd.DataFrame()
     )
-    save_states(conn, tracks, pd.concat(states, ignore_index=True), batch)
+    save_states(conn, tracks, pd.concat(states, ignore_index=True))
     return result
 
 
@@ -238,10 +240,20 @@ def _really_revised(reemitted: pd.DataFrame, state: pd.DataFrame) -> pd.DataFram
     both = reemitted.merge(stored, on="id", how="left", suffixes=("", "_stored"))
     differs = np.zeros(len(both), dtype=bool)
     for column in ENRICHED_COLUMNS:
-        new, old = both[column].astype("object"), both[f"{column}_stored"].astype("object")
-        same = (new.isna() & old.isna()) | (new == old).fillna(False).astype(bool)
-        differs |= ~same.to_numpy(dtype=bool)
+        differs |= ~_same(both[column], both[f"{column}_stored"])
     return reemitted[differs]
+
+
+def _same(new: pd.Series, old: pd.Series) -> np.ndarray:
+    """Element-wise equality with missing equal to missing (NaN, NA), without Python objects."""
+    missing_new, missing_old = new.isna().to_numpy(), old.isna().to_numpy()
+    if new.dtype.kind == "f" or old.dtype.kind == "f":
+        a, b = new.to_numpy(float, na_value=np.nan), old.to_numpy(float, na_value=np.nan)
+    else:
+        a, b = new.to_numpy(object, na_value=None), old.to_numpy(object, na_value=None)
+    with np.errstate(invalid="ignore"):
+        equal = np.asarray(a == b, dtype=bool)
+    return (missing_new & missing_old) | (~missing_new & ~missing_old & equal)
 
 
 def _locate_revised(conn: Any, revised: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFrame:

@@ -86,5 +86,5 @@ def reenrich_since(conn: Any, since: datetime, anchorages: pd.DataFrame) -> int:
         [since.isoformat()],
     )
     identities["track_id"] = identities["track_id"].astype("int64")
-    save_states(conn, identities, new_state, stored)
+    save_states(conn, identities, new_state)
     return updated

@@ -82,22 +82,24 @@ def resolve_tracks(conn: Any, identities: pd.DataFrame) -> pd.DataFrame:
     numbered = identities[IDENTITY].reset_index(drop=True)
     numbered.insert(0, "ordinal", np.arange(len(numbered), dtype="int64"))
     copy_into(conn, "_identities", numbered, ["ordinal", *IDENTITY])
-    execute(
-        conn,
-        f"INSERT INTO positions.track_state ({', '.join(IDENTITY)}) "
-        f"SELECT {', '.join(IDENTITY)} FROM _identities "
-        f"ORDER BY {', '.join(IDENTITY)} ON CONFLICT DO NOTHING",
-    )
     join = " AND ".join(
         f"coalesce(t.{c}, '{NULL_SENTINEL}') = coalesce(i.{c}, '{NULL_SENTINEL}')" for c in IDENTITY
     )
     fields = ", ".join(_read_field(name, kind) for name, kind in STATE_FIELDS.items())
-    tracks = frame(
-        conn,
+    select = (
         f"SELECT t.track_id, {', '.join('t.' + c for c in IDENTITY)}, t.last_position_id, "
         f"t.last_datetime_utc, t.state IS NOT NULL AS has_state, {fields} "
-        f"FROM _identities i JOIN positions.track_state t ON {join} ORDER BY i.ordinal",
+        f"FROM _identities i JOIN positions.track_state t ON {join} ORDER BY i.ordinal"
     )
+    tracks = frame(conn, select)
+    if len(tracks) < len(numbered):  # new tracks (usually none once a fleet is known)
+        execute(
+            conn,
+            f"INSERT INTO positions.track_state ({', '.join(IDENTITY)}) "
+            f"SELECT {', '.join(IDENTITY)} FROM _identities "
+            f"ORDER BY {', '.join(IDENTITY)} ON CONFLICT DO NOTHING",
+        )
+        tracks = frame(conn, select)
     execute(conn, "DROP TABLE _identities")
     if len(tracks) != len(numbered):
         raise RuntimeError(
@@ -107,28 +109,25 @@ def resolve_tracks(conn: Any, identities: pd.DataFrame) -> pd.DataFrame:
     return tracks
 
 
-def save_states(conn: Any, tracks: pd.DataFrame, states: pd.DataFrame, batch: pd.DataFrame) -> None:
-    """Store each touched track's new state with its last stored position."""
+def save_states(conn: Any, tracks: pd.DataFrame, states: pd.DataFrame) -> None:
+    """Store each touched track's new state; its last position (``id``, ``datetime_utc``) is
+    the track's last stored row, kept unless the table already holds a later one."""
     if states.empty:
         return
-    by_identity = dict(zip(identity_key(tracks), tracks["track_id"], strict=True))
-    states = states.assign(track_id=identity_key(states).map(by_identity))
-    states = states[states["track_id"].notna()]
-    payload = pd.DataFrame({"track_id": states["track_id"].astype("int64").to_numpy()})
+    found = enrichment.key_positions(identity_key(states), identity_key(tracks))
+    states = states[found >= 0].assign(
+        track_id=tracks["track_id"].to_numpy(dtype="int64")[found[found >= 0]]
+    )
+    payload = pd.DataFrame({"track_id": states["track_id"].to_numpy()})
     for name in STATE_FIELDS:
         values = states[name]
         if STATE_FIELDS[name] == "double precision":
             # NaN is "no value" (null), as the enrichment reads it back
             values = values.astype("float64").where(lambda v: ~np.isnan(v))
         payload[name] = values.to_numpy()
-    payload = payload.merge(_last_rows(batch), on="track_id", how="left")
-    columns = ["track_id", *STATE_FIELDS, "last_position_id", "last_datetime_utc"]
+    columns = ["track_id", *STATE_FIELDS]
     typed = ", ".join(f"{name} {kind}" for name, kind in STATE_FIELDS.items())
-    execute(
-        conn,
-        f"CREATE TEMP TABLE _states (track_id bigint, {typed}, last_position_id bigint, "
-        "last_datetime_utc timestamptz) ON COMMIT DROP",
-    )
+    execute(conn, f"CREATE TEMP TABLE _states (track_id bigint, {typed}) ON COMMIT DROP")
     copy_into(conn, "_states", payload, columns)
     built = ", ".join(f"'{name}', s.{name}" for name in STATE_FIELDS)
     execute(
@@ -137,18 +136,11 @@ def save_states(conn: Any, tracks: pd.DataFrame, states: pd.DataFrame, batch: pd
         UPDATE positions.track_state t
         SET state = jsonb_build_object({built}),
             last_position_id = CASE WHEN t.last_datetime_utc IS NULL
-                OR s.last_datetime_utc >= t.last_datetime_utc THEN s.last_position_id
+                OR s.datetime_utc >= t.last_datetime_utc THEN s.id
                 ELSE t.last_position_id END,
-            last_datetime_utc = greatest(t.last_datetime_utc, s.last_datetime_utc),
+            last_datetime_utc = greatest(t.last_datetime_utc, s.datetime_utc),
             updated_at = now()
         FROM _states s WHERE t.track_id = s.track_id
         """,
     )
     execute(conn, "DROP TABLE _states")
-
-
-def _last_rows(batch: pd.DataFrame) -> pd.DataFrame:
-    """Each track's last row of the batch (by instant, then id)."""
-    ordered = batch.sort_values(["track_id", "datetime_utc", "id"], kind="stable")
-    ends = ordered.groupby("track_id", as_index=False).last()[["track_id", "id", "datetime_utc"]]
-    return ends.rename(columns={"id": "last_position_id", "datetime_utc": "last_datetime_utc"})
