@@ -63,6 +63,7 @@ from platform_assets.pois.sources.base import ExtractOptions, Source
 from platform_assets.table_metadata import row_count, table_metadata
 from resources.geocoder import GeocoderResource
 from resources.poi_sources import PoiSourcesResource
+from resources.publisher import DryRunResource
 from resources.settings import setting_number
 from resources.warehouse import WarehouseResource, fetch_one
 
@@ -176,13 +177,14 @@ def _raw_asset(source: Source) -> AssetsDefinition:
         config: PoiExtractConfig,
         warehouse: WarehouseResource,
         poi_sources: PoiSourcesResource,
+        dry_run: DryRunResource,
     ) -> MaterializeResult:
         from platform_assets.ops.catalog import CatalogItem, pending, record_item
         from platform_assets.ops.dry_run import DryRun
         from platform_assets.ops.metrics import RunMetrics, last_success_end
         from platform_assets.pois import load
 
-        dry = DryRun.from_context(context)
+        dry = DryRun.from_context(context, dry_run)
         day = (
             date.fromisoformat(config.extraction_date)
             if config.extraction_date
@@ -270,12 +272,13 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
         warehouse: WarehouseResource,
         geocoder: GeocoderResource,
         poi_sources: PoiSourcesResource,
+        dry_run: DryRunResource,
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         from platform_assets.ops.dry_run import DryRun
         from platform_assets.ops.metrics import RunMetrics
         from platform_assets.pois import load, pipeline
 
-        dry = DryRun.from_context(context)
+        dry = DryRun.from_context(context, dry_run)
         metrics = RunMetrics.start(TRANSFORM_JOB, source.name, context.run_id)
         metrics.details.update({"dagster_job": context.job_name, "geocoder": geocoder.kind()})
         sample: list[dict[str, Any]] = []
@@ -398,6 +401,7 @@ def _tables_asset(source_names: list[str]) -> AssetsDefinition:
         warehouse: WarehouseResource,
         geocoder: GeocoderResource,
         poi_sources: PoiSourcesResource,
+        dry_run: DryRunResource,
     ) -> Iterator[Any]:
         """The generic load of every source's normalised records (one transaction per batch),
         then deactivation of what each source's latest extraction no longer holds."""
@@ -405,7 +409,7 @@ def _tables_asset(source_names: list[str]) -> AssetsDefinition:
         from platform_assets.ops.metrics import RunMetrics
         from platform_assets.pois import load
 
-        dry = DryRun.from_context(context)
+        dry = DryRun.from_context(context, dry_run)
         totals = load.LoadResult()
         per_source: dict[str, dict[str, Any]] = {}
         samples: list[dict[str, Any]] = []
@@ -517,13 +521,16 @@ def _dry_run_source(
 
 @op(description="Transform the quarantined POI records again and load those that now pass.")
 def replay_poi_quarantine(
-    context: OpExecutionContext, warehouse: WarehouseResource, geocoder: GeocoderResource
+    context: OpExecutionContext,
+    warehouse: WarehouseResource,
+    geocoder: GeocoderResource,
+    dry_run: DryRunResource,
 ) -> None:
     """After a fix of a transform: move what now transforms from the quarantine to the tables."""
     from platform_assets.ops.dry_run import DryRun
     from platform_assets.pois import pipeline
 
-    dry = DryRun.from_context(context)
+    dry = DryRun.from_context(context, dry_run)
     registry = sources()
     with warehouse.connect() as conn:
         conn.execute("SELECT 1")  # one transaction: the replay's own blocks become savepoints

@@ -7,6 +7,14 @@ transform (platform_assets/pois/transform.py finds and runs them; no list to mai
 a `TransformContext`, fixes the instance in place, and raises `TransformError` when the item
 cannot be made valid. Methods of a class run in definition order; a record's children are
 transformed before their parents, so `RegisteredPoi.transform_content_hash` sees the final record.
+
+A class may also have `prepare_*` classmethods, discovered the same way: each runs once per batch
+with every instance of the class in the batch, before any step, to do in one call what the steps
+would otherwise ask item by item (`Address.prepare_get_address` geocodes all the batch's points
+in one vectorised query or batched API requests; `transform_get_address` then reads the answer).
+
+Steps assign a field only when its value changes: a pydantic assignment is a Python call, and
+most values are already clean.
 """
 
 from __future__ import annotations
@@ -52,7 +60,6 @@ class TransformContext:
 
 # --- text helpers ----------------------------------------------------------------------------
 
-_SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SMALL_WORDS = frozenset(
     [
@@ -80,6 +87,7 @@ _SMALL_WORDS = frozenset(
     ]
 )
 # INSEE commune codes: departments 01-19, 21-95 (no 20 since 1976: Corsica is 2A/2B), overseas 97x
+_URL = re.compile(r"(?i)(https?://)([^/]+)(.*)")
 INSEE_CODE = re.compile(r"(?:0[1-9]|1\d|2[1-9]|[3-8]\d|9[0-5])\d{3}|2[AB]\d{3}|97[1-8]\d{2}")
 
 
@@ -87,9 +95,13 @@ def clean_text(value: str | None) -> str | None:
     """NFC, no control characters, single spaces, stripped; empty becomes None."""
     if value is None:
         return None
-    if value.isprintable() and "  " not in value and unicodedata.is_normalized("NFC", value):
-        return value.strip() or None  # the common case, without the regular expressions
-    text = _SPACES.sub(" ", _CONTROL.sub("", unicodedata.normalize("NFC", value))).strip()
+    text = value
+    if not text.isprintable():  # rare: control characters (tabs and newlines are spaces below)
+        text = _CONTROL.sub("", text)
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if "  " in text or not text.isprintable() or text[:1].isspace() or text[-1:].isspace():
+        text = " ".join(text.split())  # str.split() and regex \s agree on what a space is
     return text or None
 
 
@@ -99,6 +111,7 @@ def _capitalise(word: str, first: bool) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in word.split("-"))
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalise_name(value: str) -> str:
     """A display name: clean text, and SHOUTED NAMES put in title case (small words lowered)."""
     text = clean_text(value) or ""
@@ -115,6 +128,7 @@ def ascii_slug(value: str) -> str:
     return "_".join(re.findall(r"[a-z0-9]+", plain))
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalise_insee_code(value: str | None) -> str:
     """The 5-character INSEE commune code, or TransformError saying what is wrong with it."""
     if value is None or not str(value).strip():
@@ -180,9 +194,10 @@ class Address(BaseModel):
     insee_code: str | None = None
     label: str | None = None
 
-    def geocoding_point(self) -> Point | None:
-        """The point to geocode in a batch before the steps run (None: nothing to look up)."""
-        return None if self.insee_code else (self.latitude, self.longitude)
+    @classmethod
+    def prepare_get_address(cls, instances: list[Address], context: TransformContext) -> None:
+        """Batch hook: geocode in one call the points `transform_get_address` will look up."""
+        context.prefetch([(a.latitude, a.longitude) for a in instances if not a.insee_code])
 
     def transform_get_address(self, context: TransformContext) -> None:
         """Reverse geocoding: fill the commune (and what else the geocoder knows) when missing."""
@@ -192,23 +207,35 @@ class Address(BaseModel):
         if place is None:
             raise TransformError(f"no commune at ({self.latitude}, {self.longitude})")
         self.insee_code = place.insee_code
-        self.city = self.city or place.city
-        self.postcode = self.postcode or place.postcode
-        self.street = self.street or place.street
+        if not self.city and place.city:
+            self.city = place.city
+        if not self.postcode and place.postcode:
+            self.postcode = place.postcode
+        if not self.street and place.street:
+            self.street = place.street
 
     def transform_validate_insee_code(self, context: TransformContext) -> None:
         """INSEE code: 5 characters, departments 01-95 but 20, Corsica 2A/2B, overseas 97x."""
-        self.insee_code = normalise_insee_code(self.insee_code)
+        code = normalise_insee_code(self.insee_code)
+        if code != self.insee_code:
+            self.insee_code = code
 
     def transform_normalise_text(self, context: TransformContext) -> None:
         """Clean street and city, a 5-digit postcode, and the one-line label."""
-        self.street = clean_text(self.street)
-        self.city = normalise_name(self.city) if self.city else None
+        street = clean_text(self.street)
+        city = normalise_name(self.city) if self.city else None
         postcode = clean_text(self.postcode)
         if postcode and postcode.isdigit() and len(postcode) == 4:
             postcode = "0" + postcode
-        self.postcode = postcode
-        self.label = " ".join(p for p in (self.street, self.postcode, self.city) if p) or None
+        label = " ".join(p for p in (street, postcode, city) if p) or None
+        if street != self.street:
+            self.street = street
+        if city != self.city:
+            self.city = city
+        if postcode != self.postcode:
+            self.postcode = postcode
+        if label != self.label:
+            self.label = label
 
 
 class Activity(BaseModel):
@@ -223,22 +250,34 @@ class Activity(BaseModel):
 
     def transform_normalise_sport(self, context: TransformContext) -> None:
         """Map the source's sport wording onto the controlled vocabulary (unknown: its slug)."""
-        slug = ascii_slug(self.sport)
-        if not slug:
-            raise TransformError(f"empty sport {self.sport!r}")
-        self.sport = SPORTS.get(slug, slug)
+        sport = _sport(self.sport)
+        if sport != self.sport:
+            self.sport = sport
 
     def transform_normalise_name(self, context: TransformContext) -> None:
         """Clean the activity's name."""
-        self.name = normalise_name(self.name) if self.name else None
+        name = normalise_name(self.name) if self.name else None
+        if name != self.name:
+            self.name = name
 
     def transform_check_distance(self, context: TransformContext) -> None:
         """A distance is positive and below 1,000 km; kept to 3 decimals (metres)."""
-        if self.distance_km is None:
+        distance = self.distance_km
+        if distance is None:
             return
-        if not 0 < self.distance_km < 1000:
-            raise TransformError(f"implausible distance {self.distance_km} km")
-        self.distance_km = round(self.distance_km, 3)
+        if not 0 < distance < 1000:
+            raise TransformError(f"implausible distance {distance} km")
+        rounded = round(distance, 3)
+        if rounded != distance:
+            self.distance_km = rounded
+
+
+@functools.lru_cache(maxsize=4096)
+def _sport(wording: str) -> str:
+    slug = ascii_slug(wording)
+    if not slug:
+        raise TransformError(f"empty sport {wording!r}")
+    return SPORTS.get(slug, slug)
 
 
 class AddressPoi(BaseModel):
@@ -251,7 +290,9 @@ class AddressPoi(BaseModel):
 
     def transform_normalise_role(self, context: TransformContext) -> None:
         """Roles are lower-case slugs."""
-        self.role = ascii_slug(self.role) or "venue"
+        role = ascii_slug(self.role) or "venue"
+        if role != self.role:
+            self.role = role
 
 
 class Poi(BaseModel):
@@ -268,18 +309,23 @@ class Poi(BaseModel):
 
     def transform_normalise_name(self, context: TransformContext) -> None:
         """Clean the name (title case when shouted); a POI without a name is an error."""
-        self.name = normalise_name(self.name)
-        if not self.name:
+        name = normalise_name(self.name)
+        if not name:
             raise TransformError("empty name")
+        if name != self.name:
+            self.name = name
 
     def transform_normalise_text(self, context: TransformContext) -> None:
         """Clean the description and the URL (scheme and host in lower case)."""
-        self.description = clean_text(self.description)
+        description = clean_text(self.description)
+        if description != self.description:
+            self.description = description
         url = clean_text(self.url)
         if url:
-            match = re.match(r"(?i)(https?://)([^/]+)(.*)", url)
+            match = _URL.match(url)
             url = (match[1].lower() + match[2].lower() + match[3]) if match else url
-        self.url = url
+        if url != self.url:
+            self.url = url
 
     def transform_require_address(self, context: TransformContext) -> None:
         """A POI is shown on a map: it needs at least one address."""
@@ -313,8 +359,8 @@ def content_hash(record: RegisteredPoi) -> str:
     Pydantic serialises fields in declaration order, so the text is canonical for a given model
     definition (changing the models changes every hash once: one new version per POI).
     """
-    body = record.model_dump_json(exclude=_NOT_CONTENT)
-    return hashlib.sha256(body.encode()).hexdigest()
+    body = record.__pydantic_serializer__.to_json(record, exclude=_NOT_CONTENT)
+    return hashlib.sha256(body).hexdigest()
 
 
 _NOT_CONTENT = {"content_hash", "raw_hash", "errors"}

@@ -82,27 +82,38 @@ def store_extract(
 
 
 PENDING_SQL = """
-SELECT x.position, x.record, x.raw_hash
+SELECT x.position, x.body, x.raw_hash
 FROM (
-    SELECT original_id, record, position,
-           encode(sha256(convert_to(%(fingerprint)s || record::text, 'UTF8')), 'hex') AS raw_hash
-    FROM pois.raw_extract
-    WHERE source = %(source)s AND extraction_date = %(day)s
+    SELECT original_id, position, body,
+           encode(sha256(convert_to(%(fingerprint)s || body, 'UTF8')), 'hex') AS raw_hash
+    FROM (
+        SELECT original_id, position, record::text AS body
+        FROM pois.raw_extract
+        WHERE source = %(source)s AND extraction_date = %(day)s
+        OFFSET 0
+    ) rendered
+    OFFSET 0
 ) x
 LEFT JOIN pois.registered_poi r ON r.source = %(source)s AND r.original_id = x.original_id
 WHERE %(force)s OR r.raw_hash IS NULL OR r.raw_hash <> x.raw_hash OR NOT r.active
 """
 # No ORDER BY: sorting 100,000 wide JSONB rows spilled to disk; the positions sort in Python.
+# OFFSET 0 keeps each subquery whole: inlined, PostgreSQL would render each record as text (and
+# hash it) once per reference. The text is parsed here by pydantic's JSON parser (Rust), about
+# 2.5 times faster than the json module psycopg would use for a jsonb column.
 
 
 def pending_records(
     conn: psycopg.Connection, source: str, day: date, fingerprint: str, *, force: bool = False
 ) -> list[tuple[dict[str, Any], str]]:
     """(raw record, fingerprint) of the extraction's records that need a transform and a load."""
+    from pydantic_core import from_json
+
     params = {"source": source, "day": day, "fingerprint": fingerprint, "force": force}
-    rows = conn.execute(PENDING_SQL, params).fetchall()
-    rows.sort(key=lambda row: row[0])  # the extract's order: of duplicates, the last one wins
-    return [(row[1], row[2]) for row in rows]
+    with transform.gc_paused():
+        rows = conn.execute(PENDING_SQL, params).fetchall()
+        rows.sort(key=lambda row: row[0])  # the extract's order: of duplicates, the last one wins
+        return [(from_json(body), raw_hash) for _, body, raw_hash in rows]
 
 
 @dataclass

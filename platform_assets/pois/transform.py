@@ -8,30 +8,36 @@ A step that raises marks its record (`RegisteredPoi.errors`, "Class.method: mess
 other steps and records go on; the caller quarantines marked records. A geocoder outage is not
 the records' fault: `GeocoderError` propagates and fails the batch, to be retried.
 
+Batch hooks: `prepare_*` classmethods, discovered the same way (`prepare_methods`), run once per
+batch with every instance of their class before the steps (the geocoder's one vectorised query).
+
 Parallelism: sources are separate assets, so Dagster's multiprocess executor transforms different
 sources in parallel. Inside a source, `transform_source(workers=N)` can spread chunks over a
-process pool (each worker rebuilds its geocoder from a picklable factory), but it is off by
-default: measured on 100,000 records (benchmarks/pois.py), sending the pydantic model graphs back
-to the parent cost more than the second core saved (transform 104-159 s with 2 workers against
-25 s in one process, on a shared 2-core machine).
+process pool (each worker rebuilds its geocoder from a picklable factory, and sends its records
+back as JSON, not as pickled model graphs), but it is off by default: on this shared 2-core
+machine, 100,000 records took 11-19 s with 2 workers against 5.5-9 s in one process
+(benchmarks/pois.py measures the one-process path), the other core being busy elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import multiprocessing
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from platform_assets.pois.models import RegisteredPoi, TransformContext
 from resources.geocoder_client import Geocoder, GeocoderError
 
 TransformStep = Callable[[Any, TransformContext], None]
+BatchHook = Callable[[list[Any], TransformContext], None]
 
 
 @functools.cache
@@ -84,13 +90,25 @@ def _collect(model: BaseModel, found: list[BaseModel]) -> None:
 
 
 @functools.cache
-def _has_geocoding_point(cls: type) -> bool:
-    return callable(getattr(cls, "geocoding_point", None))
+def prepare_methods(cls: type) -> tuple[tuple[str, BatchHook], ...]:
+    """Every `prepare_*` classmethod of a class and its bases (batch hooks), in definition order."""
+    found: dict[str, BatchHook] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if name.startswith("prepare_") and isinstance(value, classmethod):
+                found[name] = getattr(cls, name)
+    return tuple(found.items())
 
 
 def transform_record(record: RegisteredPoi, context: TransformContext) -> RegisteredPoi:
     """Run every step on every instance of one record; failures are noted in `record.errors`."""
-    for model in iter_models(record):
+    return _run_steps(record, iter_models(record), context)
+
+
+def _run_steps(
+    record: RegisteredPoi, models: list[BaseModel], context: TransformContext
+) -> RegisteredPoi:
+    for model in models:
         for name, step in transform_methods(type(model)):
             try:
                 step(model, context)
@@ -101,24 +119,52 @@ def transform_record(record: RegisteredPoi, context: TransformContext) -> Regist
     return record
 
 
-def prefetch_places(records: Sequence[RegisteredPoi], context: TransformContext) -> None:
-    """Geocode in one batch every point a step will ask for (models with `geocoding_point`)."""
-    points = []
-    for record in records:
-        for model in iter_models(record):
-            if _has_geocoding_point(type(model)):
-                point = model.geocoding_point()  # type: ignore[attr-defined]
-                if point is not None:
-                    points.append(point)
-    context.prefetch(points)
+def _prepare(per_record: Sequence[list[BaseModel]], context: TransformContext) -> None:
+    """Run the batch hooks: each class's `prepare_*` once, with all its instances in the batch."""
+    by_class: dict[type, list[BaseModel]] = {}
+    for models in per_record:
+        for model in models:
+            by_class.setdefault(type(model), []).append(model)
+    for cls, instances in by_class.items():
+        for _, hook in prepare_methods(cls):
+            hook(instances, context)
 
 
 def transform_records(
     records: Sequence[RegisteredPoi], context: TransformContext
 ) -> list[RegisteredPoi]:
-    """The generic transform of a batch (geocoding prefetched in one call)."""
-    prefetch_places(records, context)
-    return [transform_record(record, context) for record in records]
+    """The generic transform of a batch: batch hooks first (geocoding in one call), then steps."""
+    per_record = [iter_models(record) for record in records]
+    _prepare(per_record, context)
+    return [
+        _run_steps(record, models, context)
+        for record, models in zip(records, per_record, strict=True)
+    ]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector over a bulk transform or load.
+
+    Batches allocate millions of small acyclic objects (dicts, models, row tuples): each
+    allocation threshold crossed makes the collector walk the young objects and, ever more often,
+    the whole heap; that was half the transform's CPU on 100,000 records. Reference counting
+    still frees everything. On the way out the batch's survivors go straight to the oldest
+    generation (`freeze` then `unfreeze`, both O(1)) instead of being walked all at once by the
+    next young collection (a second on 100,000 records); they are usually freed by reference
+    counting before a full collection comes. Skipped when something else froze objects (a
+    preloading server does), not to unfreeze those.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
 
 
 # --- per source: specific + generic ------------------------------------------------------------
@@ -166,6 +212,16 @@ def transform_chunk(
     geocoder: Geocoder | Callable[[], Geocoder] | None,
 ) -> TransformOutcome:
     """Specific then generic transform of raw records; each failure is kept with its stage."""
+    with gc_paused():
+        return _transform_chunk(raw, specific, original_id, geocoder)
+
+
+def _transform_chunk(
+    raw: Sequence[Mapping[str, Any]],
+    specific: SpecificTransform,
+    original_id: IdOf,
+    geocoder: Geocoder | Callable[[], Geocoder] | None,
+) -> TransformOutcome:
     if callable(geocoder) and not hasattr(geocoder, "reverse_many"):
         geocoder = geocoder()  # a factory: we are in a worker process
     context = TransformContext(geocoder=geocoder)  # type: ignore[arg-type]
@@ -179,15 +235,31 @@ def transform_chunk(
             parsed.append((item, specific(item)))
         except Exception as exc:  # noqa: BLE001 - the source transform's failure is the record's
             outcome.rejected.append(Rejected(item, key, "source", str(exc)))
-    prefetch_places([record for _, record in parsed], context)
-    for item, record in parsed:
-        transform_record(record, context)
+    per_record = [iter_models(record) for _, record in parsed]
+    _prepare(per_record, context)
+    for (item, record), models in zip(parsed, per_record, strict=True):
+        _run_steps(record, models, context)
         if record.errors:
             error = "; ".join(record.errors)
             outcome.rejected.append(Rejected(item, record.original_id, "generic", error))
         else:
             outcome.records.append(record)
     return outcome
+
+
+def _transform_chunk_as_json(
+    raw: Sequence[Mapping[str, Any]],
+    specific: SpecificTransform,
+    original_id: IdOf,
+    geocoder: Callable[[], Geocoder],
+) -> tuple[list[bytes], list[Rejected], list[str]]:
+    """`transform_chunk` in a worker: records go back as their JSON (see `transform_source`)."""
+    outcome = transform_chunk(raw, specific, original_id, geocoder)
+    return (
+        [r.model_dump_json().encode() for r in outcome.records],
+        outcome.rejected,
+        outcome.seen_ids,
+    )
 
 
 def transform_source(
@@ -197,9 +269,13 @@ def transform_source(
     geocoder_factory: Callable[[], Geocoder],
     *,
     workers: int = 1,
-    chunk_size: int = 10_000,
+    chunk_size: int = 5_000,
 ) -> TransformOutcome:
-    """Transform a whole extract; `workers` > 1 spreads chunks over a process pool."""
+    """Transform a whole extract; `workers` > 1 spreads chunks over a process pool.
+
+    Workers send records back as JSON bytes, rebuilt here by pydantic's core in one call per
+    chunk while the workers go on with the next chunks (pickled model graphs cost far more).
+    """
     outcome = TransformOutcome()
     if workers <= 1:
         outcome.extend(transform_chunk(raw, specific, original_id, geocoder_factory()))
@@ -207,11 +283,18 @@ def transform_source(
     chunks = [list(raw[i : i + chunk_size]) for i in range(0, len(raw), chunk_size)]
     # forkserver, not fork: a Dagster run process has threads, and forking those can deadlock
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with gc_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [
-            pool.submit(transform_chunk, chunk, specific, original_id, geocoder_factory)
+            pool.submit(_transform_chunk_as_json, chunk, specific, original_id, geocoder_factory)
             for chunk in chunks
         ]
         for future in futures:  # in order: the outcome keeps the extract's order
-            outcome.extend(future.result())
+            texts, rejected, seen_ids = future.result()
+            records = _records_adapter().validate_json(b"[" + b",".join(texts) + b"]")
+            outcome.extend(TransformOutcome(records, rejected, seen_ids))
     return outcome
+
+
+@functools.cache
+def _records_adapter() -> TypeAdapter[list[RegisteredPoi]]:
+    return TypeAdapter(list[RegisteredPoi])

@@ -13,6 +13,7 @@ from platform_assets.pois.sources import events as events_source
 from platform_assets.samples.pois.fixtures import bundled_location
 from resources.geocoder import GeocoderResource
 from resources.poi_sources import PoiSourcesResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 from tests.fakes.events_server import running_events_server
 
@@ -25,6 +26,7 @@ def run_all(warehouse: WarehouseResource, base_url: str):
     resources = {
         "warehouse": warehouse,
         "geocoder": GeocoderResource(),
+        "dry_run": DryRunResource(),
         "poi_sources": PoiSourcesResource(
             events_url=base_url,
             facilities_file=str(bundled_location("facilities")),
@@ -59,6 +61,7 @@ def test_definitions_face() -> None:
             resources={
                 "warehouse": WarehouseResource(),
                 "geocoder": GeocoderResource(),
+                "dry_run": DryRunResource(),
                 "poi_sources": PoiSourcesResource(),
             }
         ),
@@ -121,6 +124,7 @@ def test_demo_hooks_on_the_default_fixture_locations(warehouse, tmp_path, monkey
     resources = {
         "warehouse": warehouse,
         "geocoder": GeocoderResource(),
+        "dry_run": DryRunResource(),
         "poi_sources": PoiSourcesResource(),
     }
     demo.prepare_demo(warehouse)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from dagster import AssetKey, materialize
 
 from platform_assets.ops.dry_run import DRY_RUN_TAG
@@ -17,6 +18,7 @@ from platform_assets.pois.checks import POI_CHECKS
 from platform_assets.samples.pois.fixtures import bundled_location
 from resources.geocoder import GeocoderResource
 from resources.poi_sources import PoiSourcesResource
+from resources.publisher import DryRunResource
 from resources.warehouse import WarehouseResource
 
 TABLES = ("poi", "address", "activity", "address_poi", "registered_poi", "poi_history")
@@ -28,9 +30,11 @@ def run(
     *,
     tags: dict[str, str] | None = None,
     run_config: dict[str, Any] | None = None,
+    dry_run: DryRunResource | None = None,
 ):
     resources = {
         "warehouse": warehouse,
+        "dry_run": dry_run or DryRunResource(),
         "geocoder": GeocoderResource(),
         "poi_sources": PoiSourcesResource(
             events_url=str(bundled_location("events", delivery)),
@@ -123,9 +127,13 @@ def test_an_unchanged_extract_is_not_stored_again_unless_forced(warehouse) -> No
     assert catalog_run == forced.run_id
 
 
-def test_a_dry_run_keeps_nothing_and_reports_what_it_would_write(warehouse) -> None:
+@pytest.mark.parametrize("set_by", ["tag", "resource config"])
+def test_a_dry_run_keeps_nothing_and_reports_what_it_would_write(warehouse, set_by: str) -> None:
     before = counts(warehouse)
-    dry = run(warehouse, tags={DRY_RUN_TAG: "true"})
+    if set_by == "tag":
+        dry = run(warehouse, tags={DRY_RUN_TAG: "true"})
+    else:
+        dry = run(warehouse, dry_run=DryRunResource(enabled=True))
     assert counts(warehouse) == before
     raw = metadata(dry, "events_raw")
     assert raw["dry_run"] is True and raw["would_write/pois.raw_extract"] == 15
@@ -193,7 +201,11 @@ def test_the_replay_job_under_dry_run_keeps_the_quarantine_as_it_is(warehouse) -
         )
     job = Definitions(
         jobs=[pois_replay_job],
-        resources={"warehouse": warehouse, "geocoder": GeocoderResource()},
+        resources={
+            "warehouse": warehouse,
+            "geocoder": GeocoderResource(),
+            "dry_run": DryRunResource(),
+        },
     ).resolve_job_def("pois_replay_job")
     before = counts(warehouse)
     dry = job.execute_in_process(tags={DRY_RUN_TAG: "true"})

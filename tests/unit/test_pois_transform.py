@@ -23,7 +23,9 @@ from platform_assets.pois.models import (
     normalise_name,
 )
 from platform_assets.pois.transform import (
+    gc_paused,
     iter_models,
+    prepare_methods,
     transform_methods,
     transform_record,
     transform_records,
@@ -244,3 +246,55 @@ def test_the_resource_chooses_the_api_when_a_url_is_set() -> None:
         assert resource.kind() == "ban-api"
         r = transform_record(record(), TransformContext(geocoder=resource.client()))
         assert r.poi.addresses[0].address.street == "Rue de Rivoli"
+
+
+def test_batch_hooks_run_once_per_class_with_every_instance_before_the_steps() -> None:
+    seen: list[tuple[str, int]] = []
+
+    class Counted(BaseModel):
+        value: int = 0
+
+        @classmethod
+        def prepare_count(cls, instances: list[Counted], context: TransformContext) -> None:
+            seen.append(("prepare", len(instances)))
+
+        def transform_mark(self, context: TransformContext) -> None:
+            seen.append(("step", self.value))
+
+    class Holder(RegisteredPoi):
+        extra: list[Counted] = []
+
+    records = [
+        Holder.model_validate({**record().model_dump(), "extra": [{"value": i}, {"value": -i}]})
+        for i in range(1, 4)
+    ]
+    transform_records(records, offline())
+    assert seen[0] == ("prepare", 6) and len(seen) == 7
+    assert [name for name, _ in prepare_methods(Address)] == ["prepare_get_address"]
+
+
+def test_batch_geocoding_asks_the_geocoder_once_for_distinct_points() -> None:
+    calls: list[int] = []
+
+    class Counting:
+        def reverse_many(self, points):
+            calls.append(len(points))
+            return GeocoderResource().client().reverse_many(points)
+
+    out = transform_records([record(), record(), record(lat=48.87)], TransformContext(Counting()))
+    assert calls == [2] and all(not r.errors for r in out)
+
+
+def test_gc_paused_restores_the_collector() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), gc_paused():
+        raise ValueError
+    assert gc.isenabled()
