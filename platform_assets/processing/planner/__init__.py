@@ -16,9 +16,10 @@ its answer would depend on machine load. The stages, one module each:
    "lanes";
 3. ``portfolio``: orders x constructions under a deterministic work budget, first fit as floor;
 4. ``improvement``: emptying new VMs by re-insertion and ejection chains;
-5. ``exact``: CP-SAT for small single-flavour inputs (ortools imported only there);
-   ``bounds``: the lower bound, with ``patterns`` (a configuration LP over VM patterns, by
-   column generation with GLOP) for routine catalogues of a few distinct task shapes.
+5. ``exact``: CP-SAT for single-flavour inputs of <= 100 tasks or a few VMs (ortools imported
+   only there);
+   ``bounds``: the lower bound, with ``patterns`` and ``window_patterns`` (configuration LPs
+   over VM patterns, by column generation with GLOP) for catalogues of a few task shapes.
 
 Invariance: no clock, hash() or randomness is used. Tasks are numbered by their content and
 chain structure (profile, window, successors), keys only order identical tasks, so the same

@@ -10,7 +10,9 @@ Lower bound (``lower_bound``), the max of:
     overlap o given its chain window (where chains and tight horizons make (a) weak), and
     "time lanes": the same transforms applied to the share o / (b - a) as well;
 (c) the load forced at one instant by tasks whose window is shorter than twice their duration.
-(d) for routine catalogues (at most 16 distinct demands), the configuration LP of ``patterns``.
+(d) for routine catalogues (at most 16 distinct demands), the configuration LP of ``patterns``
+    (sampled instants) and its energetic form over time windows in ``window_patterns`` (no
+    sampling loss: a tuning 340-task catalogue whose best pattern fills 96.5 % of a VM, 3 -> 4).
 All are valid for any plan that places every placeable task. Time lanes, for one resource of one
 VM, demand fractions h (after a transform g, still at most 1 at every instant) and a transform f
 of the share: give each task, in order of start, a part of measure g(h) of [0, 1) left free by
@@ -113,8 +115,10 @@ def _bound_from(
 def _lower_bound(prob: _Problem, cap: Vec) -> int:
     """The best of the generic bounds and, for routine catalogues, the pattern LP (``patterns``)."""
     from platform_assets.processing.planner.patterns import _pattern_bound
+    from platform_assets.processing.planner.window_patterns import _window_pattern_bound
 
-    return max(_bound_from(*_bound_arrays(prob), cap, prob.horizon), _pattern_bound(prob, cap))
+    generic = _bound_from(*_bound_arrays(prob), cap, prob.horizon)
+    return max(generic, _pattern_bound(prob, cap), _window_pattern_bound(prob, cap))
 
 
 def _bound_arrays(prob: _Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ the best ones. On tight horizons it counts what the energy bounds miss: tasks of
 of a VM that must overlap cannot share it, whatever their areas say. Against the generic bounds
 on tuning instances: tight catalogues 136 -> 145 (1,279 tasks), 59 -> 66 (470), 3,019 -> 3,882
 (10,000); an independent catalogue 57 -> 62 (1,460); chains 39 -> 42 (463). Sampled instants,
-rounds and knapsack nodes are capped (no clock): under 1 s CPU at 10,000 tasks.
+rounds and knapsack nodes (per pricing problem and in all) are capped, never by the clock.
 
 Tried for the plan and not kept: the fill sweep of ``constructions`` holding each task back to
 the start the LP gives it (classes dealt over their start ranges by largest remainder). The LP
@@ -52,35 +52,29 @@ _MAX_SHAPES = 16
 _POINTS = 48  # sampled instants of the horizon
 _ROUNDS = 20  # column-generation rounds (deterministic: no time limit)
 _KNAP_NODES = 2_000  # branch-and-bound nodes per pricing problem before falling back
+# All pricing problems together (~1.5 s of CPU here): 16 tiny shapes (many per VM) made every
+# knapsack hit its cap, 48 instants x 20 rounds of them, ~20 s for a 132-task input; the
+# rounds stop here instead, with the best bound of the rounds done.
+_TOTAL_NODES = 200_000
 _TOL = 1e-6  # capacity tolerance of a pattern: generous, so no real VM holds more
 
 
 def _knapsack(
-    values: Sequence[float], sizes: Sequence[Vec], cap: Vec, nodes: int = _KNAP_NODES
+    values: Sequence[float],
+    sizes: Sequence[Vec],
+    cap: Vec,
+    nodes: int = _KNAP_NODES,
+    spent: list[int] | None = None,
 ) -> tuple[float, list[int], float]:
     """Best pattern for the prices: (value, counts, upper bound on the optimum).
 
     Exact when the search finishes within ``nodes``; otherwise the upper bound is the
     fractional one of the unexplored part, which only weakens the bound built from it.
+    The nodes used are added to ``spent[0]`` (callers cap their total effort with it).
     """
     m = len(values)
     lim: Vec = (cap[0] * (1 + _TOL) + _TOL, cap[1] * (1 + _TOL) + _TOL, cap[2] * (1 + _TOL) + _TOL)
     order = [s for s in range(m) if values[s] > 0]
-
-    def frac(rem: Vec, types: Sequence[int]) -> float:
-        best = math.inf
-        for r in range(3):
-            rate = 0.0
-            for s in types:
-                if sizes[s][r] <= 0:
-                    rate = math.inf
-                    break
-                rate = max(rate, values[s] / sizes[s][r])
-            if rate < math.inf:
-                best = min(best, rate * max(rem[r], 0.0))
-        if best == math.inf:  # a priced shape of zero size: unbounded, cannot happen here
-            return 1e18
-        return best
 
     def most(s: int, rem: Vec) -> int:
         k = math.inf
@@ -92,6 +86,22 @@ def _knapsack(
     order.sort(
         key=lambda s: (-values[s] / max(max(sizes[s][r] / cap[r] for r in range(3)), 1e-12), s)
     )
+    # Best value per unit of each resource over the shapes not yet decided (a suffix of the
+    # order), so the fractional bound of a node costs 3 products, not a scan of the shapes.
+    rates = [[0.0] * (len(order) + 1) for _ in range(3)]
+    for r in range(3):
+        for j in range(len(order) - 1, -1, -1):
+            s_ = order[j]
+            own = values[s_] / sizes[s_][r] if sizes[s_][r] > 0 else math.inf
+            rates[r][j] = max(rates[r][j + 1], own)
+
+    def frac(rem: Vec, j: int) -> float:
+        best = min(
+            (rates[r][j] * max(rem[r], 0.0) for r in range(3) if rates[r][j] < math.inf),
+            default=math.inf,
+        )
+        return best if best < math.inf else 1e18  # only zero-size shapes: cannot happen here
+
     best_val = 0.0
     best_counts = [0] * m
     counts = [0] * m
@@ -104,13 +114,13 @@ def _knapsack(
             best_val, best_counts = val, list(counts)
         if j == len(order):
             return
-        ub = val + frac(rem, order[j:])
+        ub = val + frac(rem, j)
+        left[0] -= 1  # every call counts, pruned ones too: each costs a ``frac``
         if ub <= best_val + 1e-12:
             return
-        if left[0] <= 0:
+        if left[0] < 0:
             cut[0] = max(cut[0], ub)
             return
-        left[0] -= 1
         s = order[j]
         for k in range(most(s, rem), -1, -1):
             counts[s] = k
@@ -119,6 +129,8 @@ def _knapsack(
         counts[s] = 0
 
     search(0, lim, 0.0)
+    if spent is not None:
+        spent[0] += nodes - max(left[0], 0)
     return best_val, best_counts, max(best_val, cut[0])
 
 
@@ -146,14 +158,22 @@ def _cover_groups(est: int, lct: int, d: int, pts: list[int]) -> list[tuple[int,
     return sorted(out)
 
 
+def _catalogue_shapes(prob: _Problem) -> tuple[list[int], list[Vec]] | None:
+    """The placeable tasks and their distinct sizes, or None when the input is not a catalogue
+    (no placeable task, or more than _MAX_SHAPES sizes)."""
+    idx = prob.placeable()
+    sizes = sorted({prob.q[i] for i in idx})
+    if not idx or len(sizes) > _MAX_SHAPES:
+        return None
+    return idx, sizes
+
+
 def _pattern_bound(prob: _Problem, cap: Vec) -> int:
     """Configuration-LP lower bound on VMs of capacity cap; 0 if the input is not a catalogue."""
-    idx = prob.placeable()
-    if not idx:
+    shapes = _catalogue_shapes(prob)
+    if shapes is None:
         return 0
-    sizes = sorted({prob.q[i] for i in idx})
-    if len(sizes) > _MAX_SHAPES:
-        return 0
+    idx, sizes = shapes
     number = {q: s for s, q in enumerate(sizes)}
     classes: dict[tuple[int, int, int, int], int] = {}
     for i in idx:
@@ -206,16 +226,20 @@ def _solve(
             add_pattern(t, alone)
     solver.Minimize(k_var)
     best = 0.0
+    spent = [0]
+    seen: dict[tuple[float, ...], tuple[float, list[int], float]] = {}
     for _ in range(_ROUNDS):
-        if solver.Solve() != pywraplp.Solver.OPTIMAL:
+        if spent[0] >= _TOTAL_NODES or solver.Solve() != pywraplp.Solver.OPTIMAL:
             break
         prices = [[max(0.0, cover[s][t].dual_value()) for t in range(npts)] for s in range(m)]
         mu = [fleet[t].dual_value() for t in range(npts)]
         new: list[tuple[int, list[int]]] = []
         denom = 0.0
         for t in range(npts):
-            vals = [prices[s][t] for s in range(m)]
-            val, counts, upper = _knapsack(vals, sizes, cap)
+            vals = tuple(prices[s][t] for s in range(m))
+            if vals not in seen:  # instants often share their prices
+                seen[vals] = _knapsack(vals, sizes, cap, spent=spent)
+            val, counts, upper = seen[vals]
             denom += upper
             if val > mu[t] * (1 + 1e-7) + 1e-9:
                 new.append((t, counts))

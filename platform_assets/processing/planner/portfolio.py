@@ -20,7 +20,7 @@ from platform_assets.processing.planner.constructions import (
     _exclusive_lanes,
     _unit_key,
 )
-from platform_assets.processing.planner.exact import _CPSAT_MAX_TASKS, _cpsat_fewer, _rebuild
+from platform_assets.processing.planner.exact import _cpsat_fewer, _cpsat_worth_it, _rebuild
 from platform_assets.processing.planner.improvement import _Schedule
 from platform_assets.processing.planner.model import (
     ExistingVm,
@@ -96,9 +96,9 @@ def plan(
     assert best is not None
     if best.score()[1] > target:
         best.improve(max(_WORK_BUDGET - spent, _WORK_BUDGET // 10), target, unit_key)
-    if simple and n <= _CPSAT_MAX_TASKS and len(best.reasons) == len(prob.reasons):
+    if simple and len(best.reasons) == len(prob.reasons):
         vms = best.score()[1]
-        while vms > target:
+        while vms > target and _cpsat_worth_it(n, vms - 1):
             spots = _cpsat_fewer(best, flavours[0], vms - 1)
             rebuilt = _rebuild(prob, flavours[0], limits, spots, vms - 1) if spots else None
             if rebuilt is None:
