@@ -13,12 +13,10 @@ go to the quarantine table with their bytes (bytea), error and source file.
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +31,7 @@ from platform_assets.logbook.parse import (
     parse_message,
     report_rows,
 )
+from platform_assets.ops.bulk import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -153,21 +152,6 @@ class _Quarantined:
     kind: str  # "parse", "unreadable" or "conflict"
     operation_number: str | None = None
     conflicts_with: str | None = None
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a batch is parsed and stored: it allocates millions
-    of small dicts that hold no cycles, and the collector re-scanning the growing batch doubled
-    the parse time (100,000 messages). Reference counting still frees everything; the collector
-    resumes (if it was on) when the batch is done."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def parse_batch(
@@ -396,7 +380,7 @@ def ingest(
     ``replace``: messages already stored under the same operation numbers are overwritten (and
     their reports derived again) instead of skipped.
     """
-    with _cyclic_gc_paused():
+    with gc_paused():
         parsed, failed = parse_batch(raws)
         result = store_messages(conn, parsed, replace)
     result.quarantined += quarantine(conn, failed)
@@ -440,7 +424,7 @@ def replay_quarantine(conn: psycopg.Connection, limit: int | None = None) -> Rep
             origin=origin,
         )
         raws.extend(read_again(raw) if kind == "unreadable" else [raw])
-    with _cyclic_gc_paused():
+    with gc_paused():
         parsed, failed = parse_batch(raws)
         load, conflicts = _store(conn, parsed)
     still = [

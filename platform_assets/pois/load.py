@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from platform_assets.ops.bulk import gc_paused
 from platform_assets.pois.models import RegisteredPoi
 from platform_assets.pois.orm import (
     ActivityRow,
@@ -40,7 +41,6 @@ from platform_assets.pois.orm import (
     RegisteredPoiRow,
     qualified,
 )
-from platform_assets.pois.transform import gc_paused
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from platform_assets.ops.bulk import gc_paused
 from platform_assets.pois import load, models, transform
 from platform_assets.pois.sources.base import ExtractOptions, Source
 from platform_assets.pois.transform import Rejected, TransformOutcome, transform_source
@@ -110,7 +111,7 @@ def pending_records(
     from pydantic_core import from_json
 
     params = {"source": source, "day": day, "fingerprint": fingerprint, "force": force}
-    with transform.gc_paused():
+    with gc_paused():
         rows = conn.execute(PENDING_SQL, params).fetchall()
         rows.sort(key=lambda row: row[0])  # the extract's order: of duplicates, the last one wins
         return [(from_json(body), raw_hash) for _, body, raw_hash in rows]

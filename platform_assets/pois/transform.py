@@ -21,18 +21,17 @@ machine, 100,000 records took 11-19 s with 2 workers against 5.5-9 s in one proc
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import multiprocessing
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from platform_assets.ops.bulk import gc_paused
 from platform_assets.pois.models import RegisteredPoi, TransformContext
 from resources.geocoder_client import Geocoder, GeocoderError
 
@@ -140,31 +139,6 @@ def transform_records(
         _run_steps(record, models, context)
         for record, models in zip(records, per_record, strict=True)
     ]
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector over a bulk transform or load.
-
-    Batches allocate millions of small acyclic objects (dicts, models, row tuples): each
-    allocation threshold crossed makes the collector walk the young objects and, ever more often,
-    the whole heap; that was half the transform's CPU on 100,000 records. Reference counting
-    still frees everything. On the way out the batch's survivors go straight to the oldest
-    generation (`freeze` then `unfreeze`, both O(1)) instead of being walked all at once by the
-    next young collection (a second on 100,000 records); they are usually freed by reference
-    counting before a full collection comes. Skipped when something else froze objects (a
-    preloading server does), not to unfreeze those.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 # --- per source: specific + generic ------------------------------------------------------------

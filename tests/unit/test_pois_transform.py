@@ -23,7 +23,6 @@ from platform_assets.pois.models import (
     normalise_name,
 )
 from platform_assets.pois.transform import (
-    gc_paused,
     iter_models,
     prepare_methods,
     transform_methods,
@@ -283,18 +282,3 @@ def test_batch_geocoding_asks_the_geocoder_once_for_distinct_points() -> None:
 
     out = transform_records([record(), record(), record(lat=48.87)], TransformContext(Counting()))
     assert calls == [2] and all(not r.errors for r in out)
-
-
-def test_gc_paused_restores_the_collector() -> None:
-    import gc
-
-    assert gc.isenabled()
-    with gc_paused():
-        assert not gc.isenabled()
-        with gc_paused():
-            pass
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    with pytest.raises(ValueError), gc_paused():
-        raise ValueError
-    assert gc.isenabled()
