@@ -39,15 +39,21 @@ TransformStep = Callable[[Any, TransformContext], None]
 BatchHook = Callable[[list[Any], TransformContext], None]
 
 
+def _named(cls: type, prefix: str, accept: Callable[[Any], bool]) -> dict[str, Any]:
+    """Attributes of a class and its bases named `prefix*` that `accept` takes, in definition
+    order (an override keeps its base's position)."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if name.startswith(prefix) and accept(value):
+                found[name] = value
+    return found
+
+
 @functools.cache
 def transform_methods(cls: type) -> tuple[tuple[str, TransformStep], ...]:
     """Every `transform_*` method of a class and its bases, in definition order."""
-    found: dict[str, TransformStep] = {}
-    for klass in reversed(cls.__mro__):
-        for name, value in vars(klass).items():
-            if name.startswith("transform_") and callable(value):
-                found[name] = value  # an override keeps its base's position
-    return tuple(found.items())
+    return tuple(_named(cls, "transform_", callable).items())
 
 
 def _is_model(annotation: Any) -> bool:
@@ -91,12 +97,8 @@ def _collect(model: BaseModel, found: list[BaseModel]) -> None:
 @functools.cache
 def prepare_methods(cls: type) -> tuple[tuple[str, BatchHook], ...]:
     """Every `prepare_*` classmethod of a class and its bases (batch hooks), in definition order."""
-    found: dict[str, BatchHook] = {}
-    for klass in reversed(cls.__mro__):
-        for name, value in vars(klass).items():
-            if name.startswith("prepare_") and isinstance(value, classmethod):
-                found[name] = getattr(cls, name)
-    return tuple(found.items())
+    hooks = _named(cls, "prepare_", lambda value: isinstance(value, classmethod))
+    return tuple((name, getattr(cls, name)) for name in hooks)  # bound to `cls`
 
 
 def transform_record(record: RegisteredPoi, context: TransformContext) -> RegisteredPoi:
@@ -209,10 +211,8 @@ def _transform_chunk(
             parsed.append((item, specific(item)))
         except Exception as exc:  # noqa: BLE001 - the source transform's failure is the record's
             outcome.rejected.append(Rejected(item, key, "source", str(exc)))
-    per_record = [iter_models(record) for _, record in parsed]
-    _prepare(per_record, context)
-    for (item, record), models in zip(parsed, per_record, strict=True):
-        _run_steps(record, models, context)
+    transform_records([record for _, record in parsed], context)  # in place
+    for item, record in parsed:
         if record.errors:
             error = "; ".join(record.errors)
             outcome.rejected.append(Rejected(item, record.original_id, "generic", error))

@@ -168,6 +168,17 @@ def _catalogue_shapes(prob: _Problem) -> tuple[list[int], list[Vec]] | None:
     return idx, sizes
 
 
+def _alone_patterns(sizes: Sequence[Vec], cap: Vec) -> list[list[int]]:
+    """One pattern per shape: that shape alone, as many as fit a VM (at least one)."""
+    m = len(sizes)
+    patterns = []
+    for s, size in enumerate(sizes):
+        alone = [0] * m
+        alone[s] = max(1, min(int(cap[r] * (1 + _TOL) // size[r]) for r in range(3) if size[r] > 0))
+        patterns.append(alone)
+    return patterns
+
+
 def _pattern_bound(prob: _Problem, cap: Vec) -> int:
     """Configuration-LP lower bound on VMs of capacity cap; 0 if the input is not a catalogue."""
     shapes = _catalogue_shapes(prob)
@@ -217,11 +228,7 @@ def _solve(
             if counts[s]:
                 cover[s][t].SetCoefficient(y, float(counts[s]))
 
-    for s in range(m):  # one shape alone, as many as fit: the LP is feasible from the start
-        alone = [0] * m
-        alone[s] = max(
-            1, min(int(cap[r] * (1 + _TOL) // sizes[s][r]) for r in range(3) if sizes[s][r] > 0)
-        )
+    for alone in _alone_patterns(sizes, cap):  # the LP is feasible from the start
         for t in range(npts):
             add_pattern(t, alone)
     solver.Minimize(k_var)

@@ -25,7 +25,11 @@ import math
 import numpy as np
 
 from platform_assets.processing.planner.model import Vec
-from platform_assets.processing.planner.patterns import _TOL, _catalogue_shapes, _knapsack
+from platform_assets.processing.planner.patterns import (
+    _alone_patterns,
+    _catalogue_shapes,
+    _knapsack,
+)
 from platform_assets.processing.planner.preprocessing import _Problem
 
 _POINTS = 48  # window ends sampled among the breakpoints (as in ``bounds``)
@@ -113,11 +117,7 @@ def _cutting_stock_prices(
             if counts[s]:
                 rows[s].SetCoefficient(y, float(counts[s]))
 
-    for s in range(m):  # one shape alone, as many as fit: feasible from the start
-        alone = [0] * m
-        alone[s] = max(
-            1, min(int(cap[r] * (1 + _TOL) // sizes[s][r]) for r in range(3) if sizes[s][r] > 0)
-        )
+    for alone in _alone_patterns(sizes, cap):  # feasible from the start
         add(alone)
     objective.SetMinimization()
     prices: tuple[float, ...] | None = None
