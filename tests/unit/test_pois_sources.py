@@ -77,6 +77,17 @@ def test_event_transform_maps_races_to_activities() -> None:
         events_source.transform({**record, "races": []})
 
 
+def test_numeric_ids_are_taken_as_text_and_other_text_fields_stay_strict() -> None:
+    record = synthetic_events(1)[0]
+    races = [{**race, "id": 7 + n} for n, race in enumerate(record["races"])]
+    registered = events_source.transform({**record, "id": 1234, "races": races})
+    assert registered.original_id == "1234"
+    with pytest.raises(SourceRecordError, match="title"):
+        events_source.transform({**record, "title": 1234})
+    with pytest.raises(SourceRecordError, match="discipline"):
+        events_source.transform({**record, "races": [{**races[0], "discipline": 10}]})
+
+
 def test_facilities_from_csv_and_geojson_agree(tmp_path) -> None:
     rows = list(facilities_source.extract(str(bundled_location("facilities")), FAST))
     features = [

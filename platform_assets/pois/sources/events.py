@@ -44,9 +44,11 @@ FIRST_FIXTURE_PAGE = "page-1.json"
 class Race(BaseModel):
     """One race of an event, as the events site describes it."""
 
-    model_config = ConfigDict(populate_by_name=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(populate_by_name=True)
 
-    id: str  # numeric ids are taken as text (in the validator's core, not a Python validator)
+    # numeric ids are taken as text (in the validator's core, not a Python validator); the
+    # other text fields stay strict
+    id: str = Field(coerce_numbers_to_str=True)
     discipline: str = Field(min_length=1)
     distance: float | None = Field(default=None, gt=0, description="kilometres")
     date: date
@@ -67,9 +69,7 @@ class Venue(BaseModel):
 class Event(BaseModel):
     """An event of the events site: a title, a venue and its races."""
 
-    model_config = ConfigDict(coerce_numbers_to_str=True)
-
-    id: str
+    id: str = Field(coerce_numbers_to_str=True)
     title: str = Field(min_length=1)
     description: str | None = None
     website: str | None = None
