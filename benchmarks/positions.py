@@ -167,7 +167,9 @@ def parse_rate(lines: list[str], repeats: int) -> dict:
     }
 
 
-def run(positions: int, tracks: int, stored: int, workdir: Path, repeats: int = 3) -> dict:
+def run(
+    positions: int, tracks: int, stored: int, workdir: Path, repeats: int = 3, seed: int = 1
+) -> dict:
     step = 10
     minutes = positions // tracks * step
     report: dict = {
@@ -175,10 +177,11 @@ def run(positions: int, tracks: int, stored: int, workdir: Path, repeats: int = 
         "tracks": tracks,
         "stored_for_incremental": stored,
         "repeats": repeats,
+        "seed": seed,
     }
 
     # 1. load, on a fresh database each time (the first file of a deployment: new tracks)
-    lines = naf_lines(tracks, START, minutes, step, seed=1)
+    lines = naf_lines(tracks, START, minutes, step, seed=seed)
     path = write_file(workdir, "load.naf", lines)
     report["parse"] = parse_rate(lines, repeats)
     loads = []
@@ -206,7 +209,7 @@ def run(positions: int, tracks: int, stored: int, workdir: Path, repeats: int = 
     grow_started = time.perf_counter()
     while total < stored:
         number += 1
-        chunk = naf_lines(tracks, at, minutes, step, seed=1 + number)
+        chunk = naf_lines(tracks, at, minutes, step, seed=seed + number)
         part = write_file(workdir, f"base-{number}.naf", chunk)
         del chunk
         _, grown = ingest(warehouse, part)
@@ -216,7 +219,7 @@ def run(positions: int, tracks: int, stored: int, workdir: Path, repeats: int = 
         print(f"stored {total:,} ({time.perf_counter() - grow_started:.0f} s)", flush=True)
     hours = []
     for k in range(repeats):
-        hour = naf_lines(tracks, at, 60, step, seed=999 + k)
+        hour = naf_lines(tracks, at, 60, step, seed=seed + 998 + k)
         hour_path = write_file(workdir, f"hour-{k}.naf", hour)
         hour_copy_s, hour_rows = copy_baseline(warehouse, hour)
         hour_s, hour_result = ingest(warehouse, hour_path)
@@ -269,6 +272,12 @@ def main() -> None:
         "--stored", type=int, default=None, help="positions stored before the incremental run"
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="tracks drawn from this seed (another one measures on inputs never measured before)",
+    )
     args = parser.parse_args()
     sizes = (100_000, 500, 1_000_000) if args.quick else (1_000_000, 5_000, 10_000_000)
     if args.stored:
@@ -282,7 +291,7 @@ def main() -> None:
         "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded",
     }
     with tempfile.TemporaryDirectory() as workdir:
-        report.update(run(*sizes, Path(workdir), repeats=args.repeats))
+        report.update(run(*sizes, Path(workdir), repeats=args.repeats, seed=args.seed))
     report["loadavg_after"] = os.getloadavg()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
