@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from resources.adbc_copy import adbc_copy  # noqa: E402
 from resources.table_io import TableRef, read_frame, write_frame  # noqa: E402
 from resources.warehouse import WarehouseResource, resolve_database_urls  # noqa: E402
 
@@ -105,7 +106,7 @@ def main() -> None:
         data = pa.Table.from_pandas(frame, preserve_index=False)
         with warehouse.adbc() as conn:
             cur = conn.cursor()
-            cur.adbc_ingest("positions", data, mode="append", db_schema_name="bench")
+            adbc_copy(cur, "positions", data, db_schema_name="bench")
             conn.commit()
 
     def adbc_read() -> None:

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from dagster import AssetKey, MetadataValue, TableColumn, TableSchema, TimeWindow
 
+from resources.adbc_copy import adbc_copy
 from resources.warehouse import WarehouseResource
 
 WRITE_MODES = ("replace", "append", "upsert")
@@ -334,7 +335,7 @@ def write_frame(
                     where = f" WHERE {partition.where()}" if partition else ""
                     cursor.execute(f"DELETE FROM {table.qualified}{where}")
                 if data.num_rows:
-                    cursor.adbc_ingest(table.name, data, mode="append", db_schema_name=table.schema)
+                    adbc_copy(cursor, table.name, data, db_schema_name=table.schema)
             conn.commit()
         except Exception:
             conn.rollback()
@@ -366,7 +367,7 @@ def _upsert(
         f"SELECT {names} FROM {table.qualified} WITH NO DATA"
     )
     if data.num_rows:
-        cursor.adbc_ingest(stage, data, mode="append", temporary=True)
+        adbc_copy(cursor, stage, data, temporary=True)
     updates = [c.name for c in columns if c.name not in key]
     action = (
         "DO UPDATE SET " + ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}" for c in updates)

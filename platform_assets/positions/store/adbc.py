@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from resources.adbc_copy import adbc_copy
+
 
 def execute(conn: Any, sql: str, params: Sequence[Any] | None = None) -> None:
     """Run one statement, discarding any result."""
@@ -70,6 +72,6 @@ def copy_arrow(conn: Any, table: str, arrow: pa.Table, schema: str = "pg_temp") 
     """Binary COPY of an Arrow table into an existing table (temporary by default)."""
     cur = conn.cursor()
     try:
-        cur.adbc_ingest(table, arrow, mode="append", db_schema_name=schema)
+        adbc_copy(cur, table, arrow, db_schema_name=schema)
     finally:
         cur.close()
