@@ -254,12 +254,15 @@ def _degrees_minutes(code: str, value: str, line: str) -> float:
 
 
 def parse_lines(
-    lines: Iterable[str], first_line_number: int = 1, chunk_lines: int = _CHUNK_LINES
+    lines: Iterable[str] | pa.Array,
+    first_line_number: int = 1,
+    chunk_lines: int = _CHUNK_LINES,
 ) -> tuple[pd.DataFrame, list[NafLineError]]:
     """Parse NAF lines into a positions frame (`columns.POSITION_DTYPES`) and the refused lines.
 
-    Blank lines are skipped (they are not records). Streams `lines` in chunks; for files too big
-    to hold as one frame, use `iter_parse_lines`.
+    `lines`: Python strings, or an Arrow string array (what the inbox reads: no Python string
+    per line). Blank lines are skipped (they are not records). Streams `lines` in chunks; for
+    files too big to hold as one frame, use `iter_parse_lines`.
     """
     frames: list[pd.DataFrame] = []
     errors: list[NafLineError] = []
@@ -274,19 +277,25 @@ def parse_lines(
 
 
 def iter_parse_lines(
-    lines: Iterable[str], first_line_number: int = 1, chunk_lines: int = _CHUNK_LINES
+    lines: Iterable[str] | pa.Array,
+    first_line_number: int = 1,
+    chunk_lines: int = _CHUNK_LINES,
 ) -> Iterator[tuple[pd.DataFrame, list[NafLineError]]]:
     """`parse_lines`, one (frame, errors) per chunk of `chunk_lines` lines, for streaming."""
+    if isinstance(lines, pa.Array):
+        for offset in range(0, len(lines), chunk_lines):
+            yield _parse_chunk(lines.slice(offset, chunk_lines), first_line_number + offset)
+        return
     chunk: list[str] = []
     start = first_line_number
     for line in lines:
         chunk.append(line)
         if len(chunk) >= chunk_lines:
-            yield _parse_chunk(chunk, start)
+            yield _parse_chunk(pa.array(chunk, pa.string()), start)
             start += len(chunk)
             chunk = []
     if chunk:
-        yield _parse_chunk(chunk, start)
+        yield _parse_chunk(pa.array(chunk, pa.string()), start)
 
 
 def empty_positions() -> pd.DataFrame:
@@ -306,11 +315,11 @@ _US_PER_MINUTE = 60_000_000
 
 
 def _parse_chunk(
-    lines: list[str], first_line_number: int
+    lines: pa.Array, first_line_number: int
 ) -> tuple[pd.DataFrame, list[NafLineError]]:
     """Vectorised checks and conversions; rows any check doubts go through `parse_line`."""
     n = len(lines)
-    record = pc.utf8_trim(pa.array(lines, pa.string()), _WHITESPACE)
+    record = pc.utf8_trim(lines, _WHITESPACE)
     blank = _np_bool(pc.equal(record, ""))
     envelope_ok = pc.and_(
         pc.starts_with(record, "//SR//"),
@@ -399,7 +408,7 @@ def _parse_chunk(
     errors: list[NafLineError] = []
     rescued: list[dict[str, Any]] = []
     for index in np.flatnonzero(bad):
-        line = lines[index]
+        line = str(lines[int(index)].as_py())
         try:
             row = parse_line(line)
         except NafError as error:

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from platform_assets.positions import enrichment, store
@@ -157,7 +158,7 @@ def test_quarantine_keeps_bad_lines_as_received_and_replay_stores_them(
     victim = fixes[0].cfr
 
     def strict(lines, first_line_number=1, **kwargs):
-        lines = list(lines)
+        lines = lines.to_pylist() if isinstance(lines, pa.Array) else list(lines)
         frame, errors = real(lines, first_line_number, **kwargs)
         refused = frame["internal_reference_number"] == victim
         from platform_assets.positions.naf import NafLineError

@@ -59,7 +59,7 @@ class ParsedBatch:
 def parse_batch(source_file: str, batch: LineBatch) -> ParsedBatch:
     """Parse one batch of a file's lines: positions (normalised) and bad lines (numbered in the
     file, their bytes exactly as received)."""
-    frame, errors = naf.parse_lines(batch.lines, first_line_number=batch.first_line)
+    frame, errors = naf.parse_lines(batch.text, first_line_number=batch.first_line)
     bad = [
         QuarantinedLine(
             source_file, e.line_number, batch.raw(e.line_number - batch.first_line), e.message
@@ -70,7 +70,7 @@ def parse_batch(source_file: str, batch: LineBatch) -> ParsedBatch:
         QuarantinedLine(source_file, batch.first_line + index, raw, "line is not valid UTF-8")
         for index, raw in batch.undecodable.items()
     ]
-    return ParsedBatch(source_file, len(batch.lines), normalise_parsed(frame), bad)
+    return ParsedBatch(source_file, len(batch), normalise_parsed(frame), bad)
 
 
 def ingest_batch(
