@@ -32,16 +32,20 @@ INGEST_JOB = "positions_ingest_job"
 """The job name the ingestion's run metrics are kept under, whichever job ran it: one history
 for one ingestion (what the usual-level check compares)."""
 SUFFIXES = (".naf", ".txt", ".gz")
-BLOCK_BYTES = 8 << 20
-"""Bytes read at once; a batch is the lines of one block (about 60,000 NAF records)."""
+BLOCK_BYTES = 32 << 20
+"""Bytes read at once; a batch is the lines of one block (about 220,000 NAF records). Each batch
+is a transaction that reads and writes the state of every track it holds: in a time-ordered feed
+that is the whole fleet each time, so fewer, larger blocks pay. Measured on 1M positions of 5,000
+tracks: 8 MB blocks 12.1 s (track-ordered file) and 18.4 s (time-ordered), 32 MB 9.3 and 12.0 s,
+for about 200 MB more resident memory."""
 
 
 @dataclass
 class LineBatch:
     """Consecutive lines of a file: ``text[i]`` is line ``first_line + i`` (1-based).
 
-    ``text`` is an Arrow string array cut out of the block's bytes, so a block of 60,000 lines
-    costs no Python string per line (building 60,000 ``str`` and then an Arrow array from them
+    ``text`` is an Arrow string array cut out of the block's bytes, so a block of 220,000 lines
+    costs no Python string per line (building 220,000 ``str`` and then an Arrow array from them
     was a third of the parse time). A line that is not UTF-8 is ``""`` in ``text`` and its bytes
     are in ``undecodable`` (by index); blank lines stay in place so that numbers match the file.
     """
