@@ -7,6 +7,9 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# tests run in parallel processes (pytest-xdist), one per core up to 4: each has its own server
+# (embedded) or its own databases (DATABASE_URL); PYTEST_WORKERS=0 runs them in this process
+PYTEST_WORKERS ?= auto
 
 .PHONY: help setup run test lint dev db-stop validate benchmarks clean
 
@@ -25,7 +28,7 @@ run: setup  ## the main job: migrate, materialise everything on sample data, tic
 	$(BIN)/fishnet demo
 
 test: setup  ## the test suite on a real PostgreSQL (DATABASE_URL, else an embedded one)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 $(PYTEST_ARGS)
 
 lint: setup  ## import contracts (import-linter), ruff and mypy
 	$(BIN)/lint-imports
