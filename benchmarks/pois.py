@@ -9,6 +9,11 @@
 2. Second run: a new extract where 1% of the records changed and 0.5% disappeared. Timed the same
    way. Target: <= 0.3x the first load's time, and only those rows written: the table statistics
    (inserted/updated/deleted tuples) are compared before and after.
+3. Where the first load's time goes, against the same baseline: the load step alone; the CPU of
+   building the models only (parse + the source's specific transform: `Event` and the common
+   models, no generic step); and every CPU second of the first load, this process's and the
+   server backend's (read from /proc), spread over the machine's cores: no parallel schedule of
+   that work on this machine can take less.
 
 Usage: nice .venv/bin/python benchmarks/pois.py [--records 100000] [--workers 1] [--repeat 3]
 Writes benchmarks/results/pois.json: every run, and the medians of the ratios and timings (the
@@ -33,6 +38,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from migrations import upgrade  # noqa: E402
+from platform_assets.ops.bulk import gc_paused  # noqa: E402
 from platform_assets.pois import load, pipeline  # noqa: E402
 from platform_assets.pois.sources import sources  # noqa: E402
 from platform_assets.samples.pois.fixtures import changed_copy, synthetic_events  # noqa: E402
@@ -58,15 +64,26 @@ def store(conn: psycopg.Connection, records: list[dict], day: date) -> None:
     conn.execute("ANALYZE pois.raw_extract")
 
 
+def server_cpu(conn: psycopg.Connection) -> float:
+    """CPU seconds (user + system) the connection's PostgreSQL backend has used so far.
+
+    Read from /proc: the server runs on this machine (embedded, or the local PostgreSQL).
+    """
+    fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(conn: psycopg.Connection, workers: int) -> tuple[float, dict, dict]:
     """Transform + load the latest extraction; (seconds, load counts, step seconds)."""
     source = sources()["events"]
     geocoder = GeocoderResource()
+    server_started = server_cpu(conn)
     started, cpu_started = time.perf_counter(), time.process_time()
     run = pipeline.transform_extraction(
         conn, source, geocoder.factory(), geocoder.kind(), workers=workers
     )
     transformed, cpu_transformed = time.perf_counter(), time.process_time()
+    server_transformed = server_cpu(conn)
     result = pipeline.load_source(conn, "events", run.outcome.records, run.extraction_date)
     seconds = time.perf_counter() - started
     steps = {
@@ -77,8 +94,29 @@ def run_once(conn: psycopg.Connection, workers: int) -> tuple[float, dict, dict]
         # this process's CPU: what the machine's other load cannot inflate (PostgreSQL aside)
         "transform_cpu_seconds": round(cpu_transformed - cpu_started, 3),
         "load_cpu_seconds": round(time.process_time() - cpu_transformed, 3),
+        # the server's CPU for the same steps (reading the extract; COPYs, reference checks)
+        "transform_server_cpu_seconds": round(server_transformed - server_started, 3),
+        "load_server_cpu_seconds": round(server_cpu(conn) - server_transformed, 3),
     }
     return seconds, result.as_metadata(), steps
+
+
+def models_only_cpu(conn: psycopg.Connection) -> float:
+    """CPU seconds of the least any transform must do: parse the latest extraction's records
+    and build the models the issue asks for (the source's `Event`, the common models) with the
+    source's specific transform, without any generic `transform_*` step or load."""
+    from pydantic_core import from_json
+
+    source = sources()["events"]
+    rows = conn.execute(
+        "SELECT record::text FROM pois.raw_extract WHERE extraction_date = "
+        "(SELECT max(extraction_date) FROM pois.raw_extract)"
+    ).fetchall()
+    with gc_paused():
+        started = time.process_time()
+        for (text,) in rows:
+            source.transform(from_json(text))
+        return time.process_time() - started
 
 
 def table_writes(conn: psycopg.Connection) -> dict[str, int]:
@@ -92,21 +130,25 @@ def table_writes(conn: psycopg.Connection) -> dict[str, int]:
     return dict(rows)
 
 
-def copy_baseline(conn: psycopg.Connection) -> float:
-    """Binary COPY of the loaded rows into empty copies of the tables; seconds."""
+def copy_baseline(conn: psycopg.Connection) -> tuple[float, float, float]:
+    """Binary COPY of the loaded rows into empty copies of the tables; (seconds, client CPU
+    seconds, server CPU seconds)."""
     conn.execute("DROP SCHEMA IF EXISTS bench CASCADE")
     conn.execute("CREATE SCHEMA bench")
     rows = {}
     for table, (columns, _) in TABLES.items():
         conn.execute(f"CREATE TABLE bench.{table} (LIKE pois.{table} INCLUDING ALL)")
         rows[table] = conn.execute(f"SELECT {', '.join(columns)} FROM pois.{table}").fetchall()
-    started = time.perf_counter()
+    server_started = server_cpu(conn)
+    started, cpu_started = time.perf_counter(), time.process_time()
     with conn.transaction():
         for table, (columns, types) in TABLES.items():
             load._copy(conn, f"bench.{table}", columns, types, rows[table])
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    server = server_cpu(conn) - server_started
     conn.execute("DROP SCHEMA bench CASCADE")
-    return seconds
+    return seconds, cpu, server
 
 
 def bench(count: int, workers: int, seed: int = 11) -> dict:
@@ -132,7 +174,8 @@ def bench(count: int, workers: int, seed: int = 11) -> dict:
             store(conn, first_records, date(2027, 1, 1))
             first_seconds, first_counts, first_steps = run_once(conn, workers)
             conn.execute("ANALYZE")
-            copy_seconds = copy_baseline(conn)
+            copy_seconds, copy_cpu, copy_server_cpu = copy_baseline(conn)
+            models_cpu = models_only_cpu(conn)
             store(conn, second_records, date(2027, 1, 2))
             before = table_writes(conn)
             second_seconds, second_counts, second_steps = run_once(conn, workers)
@@ -140,6 +183,8 @@ def bench(count: int, workers: int, seed: int = 11) -> dict:
         writes = {t: after.get(t, 0) - before.get(t, 0) for t in STAT_TABLES}
         report |= {
             "copy_baseline_seconds": round(copy_seconds, 3),
+            "copy_baseline_cpu_seconds": round(copy_cpu, 3),
+            "copy_baseline_server_cpu_seconds": round(copy_server_cpu, 3),
             "first_load": {
                 "seconds": round(first_seconds, 3),
                 "records_per_second": round(count / first_seconds),
@@ -147,6 +192,15 @@ def bench(count: int, workers: int, seed: int = 11) -> dict:
                 "counts": first_counts,
             },
             "ratio_first_load_to_copy": round(first_seconds / copy_seconds, 2),
+            "ratio_first_load_only_to_copy": round(first_steps["load_seconds"] / copy_seconds, 2),
+            "models_only_cpu_seconds": round(models_cpu, 3),
+            "ratio_models_only_cpu_to_copy": round(models_cpu / copy_seconds, 2),
+            # the CPU the first load used (this process and the server), spread ideally over
+            # every core of the machine, against the COPY's time: what no parallel schedule of
+            # the same work on this machine can beat
+            "ratio_first_load_cpu_per_core_to_copy": round(
+                cpu_per_core(first_steps) / copy_seconds, 2
+            ),
             "second_run": {
                 "changed": len(changed),
                 "removed": len(removed),
@@ -161,6 +215,13 @@ def bench(count: int, workers: int, seed: int = 11) -> dict:
         with psycopg.connect(server.libpq, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
     return report
+
+
+def cpu_per_core(steps: dict) -> float:
+    """A run's CPU seconds (client and server, transform and load) over the machine's cores."""
+    keys = ("transform_cpu_seconds", "load_cpu_seconds")
+    keys += ("transform_server_cpu_seconds", "load_server_cpu_seconds")
+    return sum(steps[key] for key in keys) / (os.cpu_count() or 1)
 
 
 def medians(runs: list[dict]) -> dict:
@@ -183,8 +244,18 @@ def medians(runs: list[dict]) -> dict:
         "first_load_only_seconds": median(("first_load", "load_seconds")),
         "first_transform_cpu_seconds": median(("first_load", "transform_cpu_seconds")),
         "first_load_cpu_seconds": median(("first_load", "load_cpu_seconds")),
+        "first_transform_server_cpu_seconds": median(
+            ("first_load", "transform_server_cpu_seconds")
+        ),
+        "first_load_server_cpu_seconds": median(("first_load", "load_server_cpu_seconds")),
+        "copy_baseline_cpu_seconds": median(("copy_baseline_cpu_seconds",)),
+        "copy_baseline_server_cpu_seconds": median(("copy_baseline_server_cpu_seconds",)),
         "second_run_seconds": median(("second_run", "seconds")),
         "ratio_first_load_to_copy": median(("ratio_first_load_to_copy",)),
+        "ratio_first_load_cpu_per_core_to_copy": median(("ratio_first_load_cpu_per_core_to_copy",)),
+        "ratio_first_load_only_to_copy": median(("ratio_first_load_only_to_copy",)),
+        "models_only_cpu_seconds": median(("models_only_cpu_seconds",)),
+        "ratio_models_only_cpu_to_copy": median(("ratio_models_only_cpu_to_copy",)),
         "ratio_second_to_first": median(("ratio_second_to_first",)),
     }
 
