@@ -4,6 +4,7 @@ the ORM models against the migrated tables."""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from datetime import date
@@ -256,3 +257,24 @@ def test_an_id_repeated_in_one_extraction_keeps_the_last_version(conn) -> None:
         (raw[1]["id"],),
     ).fetchone()[0]
     assert min(abs(distance - (r["distance"])) for r in raw[3]["races"]) < 1e-6
+
+
+def test_normalised_records_are_read_back_equal_without_a_garbage_collection(conn) -> None:
+    """The tables asset reads the normalised asset's records: equal, and with the collector paused
+    (each collection walks every model read so far: 10.2 s instead of 2.6 s for 100,000)."""
+    records = transformed(synthetic_events(2_000, seed=4))
+    load.store_normalised(conn, "events", date(2027, 1, 1), records)
+    collections = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        read = load.read_normalised(conn, "events")
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == []
+    assert read == sorted(records, key=lambda r: r.original_id)
