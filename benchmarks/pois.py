@@ -66,12 +66,28 @@ def store(conn: psycopg.Connection, records: list[dict], day: date) -> None:
     conn.execute("ANALYZE pois.raw_extract")
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def server_cpu(conn: psycopg.Connection) -> float:
     """CPU seconds (user + system) the connection's PostgreSQL backend has used so far.
 
-    Read from /proc: the server runs on this machine (embedded, or the local PostgreSQL).
+    Read from /proc, so the server must run on this machine (embedded, or DATABASE_URL on a
+    local address); anything else is refused rather than read from an unrelated process.
     """
-    fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    host, pid = conn.info.host, conn.info.backend_pid
+    proc = Path(f"/proc/{pid}")
+    local = host.startswith("/") or host in LOCAL_HOSTS
+    if (
+        not local
+        or not (proc / "comm").exists()
+        or (proc / "comm").read_text().strip() != "postgres"
+    ):
+        raise SystemExit(
+            f"benchmarks/pois.py reads the server's CPU from /proc: the server at {host!r} "
+            "must run on this machine (embedded, or DATABASE_URL on 127.0.0.1)"
+        )
+    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
