@@ -483,7 +483,9 @@ def _load_source(warehouse: WarehouseResource, name: str) -> Any:
     with warehouse.connect(autocommit=True) as conn:
         records = load.read_normalised(conn, name)
         day = pipeline.latest_extraction_date(conn, name)
-        return pipeline.load_source(conn, name, records, day)
+        return pipeline.load_source(
+            conn, name, records, day, connect=lambda: warehouse.connect(autocommit=True)
+        )
 
 
 def _dry_run_source(

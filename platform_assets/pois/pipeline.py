@@ -218,9 +218,13 @@ def load_source(
     extraction_date: date | None,
     *,
     batch_size: int = 10_000,
+    connect: load.Connect | None = None,
 ) -> load.LoadResult:
-    """Load transformed records, then deactivate what the extraction no longer holds."""
-    result = load.load_records(conn, source, records, batch_size=batch_size)
+    """Load transformed records, then deactivate what the extraction no longer holds.
+
+    `connect` opens more connections to load batches side by side (`load.load_records`).
+    """
+    result = load.load_records(conn, source, records, batch_size=batch_size, connect=connect)
     if extraction_date is not None:
         result.deactivated_ids = load.deactivate_missing_from_extract(conn, source, extraction_date)
         result.deactivated = len(result.deactivated_ids)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import threading
 from datetime import date
 
@@ -278,3 +279,65 @@ def test_normalised_records_are_read_back_equal_without_a_garbage_collection(con
         gc.callbacks.remove(count)
     assert collections == []
     assert read == sorted(records, key=lambda r: r.original_id)
+
+
+def _poi_contents(conn: psycopg.Connection) -> list[tuple]:
+    """Every POI by its key, with its address and activities, ids left out."""
+    return conn.execute(
+        "SELECT r.original_id, r.content_hash, p.name, a.insee_code, a.label, "
+        "  (SELECT array_agg(ac.sport || ':' || coalesce(ac.name, '') ORDER BY ac.position) "
+        "   FROM pois.activity ac WHERE ac.poi_id = p.id) "
+        "FROM pois.registered_poi r JOIN pois.poi p ON p.id = r.poi_id "
+        "JOIN pois.address_poi ap ON ap.poi_id = p.id JOIN pois.address a ON a.id = ap.address_id "
+        "ORDER BY r.original_id"
+    ).fetchall()
+
+
+def _load_twice(urls, records: list[RegisteredPoi], parallel: bool) -> tuple[dict, list, int]:
+    """Load the records twice into an empty database; (counts, contents, connections opened)."""
+    opened: list[int] = []
+
+    def connect() -> psycopg.Connection:
+        opened.append(1)
+        return psycopg.connect(urls.libpq, autocommit=True)
+
+    more = connect if parallel else None
+    with psycopg.connect(urls.libpq, autocommit=True) as conn:
+        first = load.load_records(conn, "events", records, batch_size=40, connect=more)
+        assert (first.records, first.inserted, first.retries) == (len(records), len(records), 0)
+        again = load.load_records(conn, "events", records, batch_size=40, connect=more)
+        assert (again.unchanged, again.inserted, again.updated) == (len(records), 0, 0)
+        return counts(conn), _poi_contents(conn), len(opened)
+
+
+def test_batches_loaded_on_two_connections_store_what_one_connection_stores(
+    pg_server, migrated_template
+) -> None:
+    from tests.conftest import create_database, drop_database
+
+    records = transformed(synthetic_events(230, seed=6))
+    stored = {}
+    for parallel in (False, True):
+        name = f"fishnet_pois_{'parallel' if parallel else 'serial'}_{os.getpid()}"
+        urls = create_database(pg_server, name, template=migrated_template)
+        try:
+            stored[parallel] = _load_twice(urls, records, parallel)
+        finally:
+            drop_database(pg_server, name)
+    assert stored[False][2] == 0 and stored[True][2] == 4  # two more connections per load
+    assert stored[True][:2] == stored[False][:2]
+    assert len(stored[True][1]) == 230
+
+
+def test_a_failing_batch_on_another_connection_fails_the_load(warehouse) -> None:
+    records = transformed(synthetic_events(60, seed=7))
+    records[45].source = "facilities"  # in batch 2 (records 40-59), which a thread loads
+
+    with warehouse.connect(autocommit=True) as conn, pytest.raises(load.LoadError, match="events"):
+        load.load_records(
+            conn,
+            "events",
+            records,
+            batch_size=20,
+            connect=lambda: warehouse.connect(autocommit=True),
+        )
