@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from migrations import upgrade  # noqa: E402
 from platform_assets.ops.bulk import gc_paused  # noqa: E402
-from platform_assets.pois import load, pipeline  # noqa: E402
+from platform_assets.pois import load, pipeline, staging  # noqa: E402
 from platform_assets.pois.sources import sources  # noqa: E402
 from platform_assets.samples.pois.fixtures import changed_copy, synthetic_events  # noqa: E402
 from resources.geocoder import GeocoderResource  # noqa: E402
@@ -64,7 +64,7 @@ STAT_TABLES = (*TABLES, "poi_history")
 def store(conn: psycopg.Connection, records: list[dict], day: date) -> None:
     """The raw extract of one day (what the extract asset leaves)."""
     rows = [(r["id"], json.dumps(r, ensure_ascii=False)) for r in records]
-    load.store_raw_extract(conn, "events", day, rows)
+    staging.store_raw_extract(conn, "events", day, rows)
     conn.execute("ANALYZE pois.raw_extract")
 
 
@@ -124,9 +124,9 @@ def run_once(conn: psycopg.Connection, libpq: str, workers: int) -> tuple[float,
 
     handover_started = time.perf_counter()
     assert run.extraction_date is not None
-    load.store_normalised(conn, "events", run.extraction_date, run.outcome.records)
+    staging.store_normalised(conn, "events", run.extraction_date, run.outcome.records)
     stored = time.perf_counter()
-    records = load.read_normalised(conn, "events")
+    records = staging.read_normalised(conn, "events")
     read = time.perf_counter()
 
     server_started = server_cpu(conn)

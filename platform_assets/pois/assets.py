@@ -182,7 +182,7 @@ def _raw_asset(source: Source) -> AssetsDefinition:
         from platform_assets.ops.catalog import CatalogItem, pending, record_item
         from platform_assets.ops.dry_run import DryRun
         from platform_assets.ops.metrics import RunMetrics, last_success_end
-        from platform_assets.pois import load
+        from platform_assets.pois import staging
 
         dry = DryRun.from_context(context, dry_run)
         day = (
@@ -211,7 +211,9 @@ def _raw_asset(source: Source) -> AssetsDefinition:
             with warehouse.connect() as conn:
                 todo = pending(conn, [item], force=config.force)  # opens the transaction
                 if todo:
-                    load.store_raw_extract(conn, source.name, day, extract.records, context.run_id)
+                    staging.store_raw_extract(
+                        conn, source.name, day, extract.records, context.run_id
+                    )
                 # an unchanged extract stored nothing: its record only moves `last_seen_at`
                 stored = count if todo else 0
                 record_item(
@@ -276,7 +278,7 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         from platform_assets.ops.dry_run import DryRun
         from platform_assets.ops.metrics import RunMetrics
-        from platform_assets.pois import load, pipeline
+        from platform_assets.pois import pipeline, staging
 
         dry = DryRun.from_context(context, dry_run)
         metrics = RunMetrics.start(TRANSFORM_JOB, source.name, context.run_id)
@@ -312,9 +314,9 @@ def _normalised_asset(source: Source) -> AssetsDefinition:
                     )
                     if run.extraction_date is None:
                         context.log.warning(f"{source.name}: no extraction yet")
-                        stored = load.store_normalised(conn, source.name, date.min, [])
+                        stored = staging.store_normalised(conn, source.name, date.min, [])
                     else:
-                        stored = load.store_normalised(
+                        stored = staging.store_normalised(
                             conn, source.name, run.extraction_date, run.outcome.records
                         )
                         pipeline.quarantine_rejected(conn, source.name, run)
@@ -478,10 +480,10 @@ def _tables_asset(source_names: list[str]) -> AssetsDefinition:
 
 
 def _load_source(warehouse: WarehouseResource, name: str) -> Any:
-    from platform_assets.pois import load, pipeline
+    from platform_assets.pois import pipeline, staging
 
     with warehouse.connect(autocommit=True) as conn:
-        records = load.read_normalised(conn, name)
+        records = staging.read_normalised(conn, name)
         day = pipeline.latest_extraction_date(conn, name)
         return pipeline.load_source(
             conn, name, records, day, connect=lambda: warehouse.connect(autocommit=True)

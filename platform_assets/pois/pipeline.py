@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from platform_assets.ops.bulk import gc_paused
-from platform_assets.pois import load, models, transform
+from platform_assets.pois import load, models, staging, transform
 from platform_assets.pois.sources.base import ExtractOptions, Source
 from platform_assets.pois.transform import Rejected, TransformOutcome, transform_source
 from resources.geocoder_client import Geocoder
@@ -79,7 +79,7 @@ def store_extract(
 ) -> int:
     """Extract a source and keep its records as received for that date (replacing the day's)."""
     extract = read_extract(source, location, options)
-    return load.store_raw_extract(conn, source.name, extraction_date, extract.records, run_id)
+    return staging.store_raw_extract(conn, source.name, extraction_date, extract.records, run_id)
 
 
 PENDING_SQL = """
@@ -203,11 +203,11 @@ def _reject_duplicates(outcome: TransformOutcome, raw: list[dict[str, Any]]) -> 
 def quarantine_rejected(conn: psycopg.Connection, source: str, run: SourceRun) -> int:
     """Keep the run's rejected records; release the quarantined ones that now transform."""
     assert run.extraction_date is not None
-    load.release_quarantined(conn, source, [r.original_id for r in run.outcome.records])
+    staging.release_quarantined(conn, source, [r.original_id for r in run.outcome.records])
     rejected: Iterable[tuple[Any, str | None, str, str]] = (
         (r.record, r.original_id, r.stage, r.error) for r in run.outcome.rejected
     )
-    run.quarantined = load.quarantine(conn, source, run.extraction_date, rejected)
+    run.quarantined = staging.quarantine(conn, source, run.extraction_date, rejected)
     return run.quarantined
 
 
@@ -244,7 +244,7 @@ def replay_quarantine(
 
     outcome: dict[str, tuple[int, int]] = {}
     for name, source in registry.items():
-        rows = load.quarantined(conn, name)
+        rows = staging.quarantined(conn, name)
         if not rows:
             continue
         result = transform_chunk(
@@ -297,14 +297,14 @@ def dry_run_source(
     """
     conn.execute("SELECT 1")  # opens the transaction the callee blocks nest in (savepoints)
     outcome = DryRunOutcome(extracted=len(extract.records))
-    load.store_raw_extract(conn, source.name, day, extract.records)
+    staging.store_raw_extract(conn, source.name, day, extract.records)
     if until == "extract":
         outcome.sample = extract.sample(sample_size)
         return outcome
     run = transform_extraction(
         conn, source, geocoder_factory, geocoder_identity, day=day, force=force
     )
-    load.store_normalised(conn, source.name, day, run.outcome.records)
+    staging.store_normalised(conn, source.name, day, run.outcome.records)
     quarantine_rejected(conn, source.name, run)
     outcome.transform = run
     outcome.sample = [

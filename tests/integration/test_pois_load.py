@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from platform_assets.pois import load, pipeline
+from platform_assets.pois import load, pipeline, staging
 from platform_assets.pois.models import RegisteredPoi, TransformContext
 from platform_assets.pois.orm import Base
 from platform_assets.pois.sources import sources
@@ -189,7 +189,7 @@ def test_pipeline_skips_unchanged_raw_records_and_quarantines_failures(conn) -> 
     raw[2] = {**raw[2], "location": {**raw[2]["location"], "lat": "north"}}
     pipeline_day1, pipeline_day2 = date(2027, 1, 1), date(2027, 1, 2)
     rows = [(r["id"], json.dumps(r)) for r in raw]
-    load.store_raw_extract(conn, "events", pipeline_day1, rows)
+    staging.store_raw_extract(conn, "events", pipeline_day1, rows)
     geocoder = GeocoderResource()
     run = pipeline.transform_extraction(conn, EVENTS, geocoder.factory(), geocoder.kind())
     assert (run.pending, len(run.outcome.records), len(run.outcome.rejected)) == (30, 29, 1)
@@ -201,7 +201,9 @@ def test_pipeline_skips_unchanged_raw_records_and_quarantines_failures(conn) -> 
     assert oid == raw[2]["id"] and stage == "source" and "location.lat" in error
     # next delivery: one changed, one gone; the quarantined record is still there (not gone)
     raw2 = [changed_copy(raw[0]), *raw[1:5], *raw[6:]]
-    load.store_raw_extract(conn, "events", pipeline_day2, [(r["id"], json.dumps(r)) for r in raw2])
+    staging.store_raw_extract(
+        conn, "events", pipeline_day2, [(r["id"], json.dumps(r)) for r in raw2]
+    )
     run2 = pipeline.transform_extraction(conn, EVENTS, geocoder.factory(), geocoder.kind())
     assert run2.pending == 2  # the changed record and the still-malformed one
     result = pipeline.load_source(conn, "events", run2.outcome.records, run2.extraction_date)
@@ -211,7 +213,7 @@ def test_pipeline_skips_unchanged_raw_records_and_quarantines_failures(conn) -> 
 def test_replay_loads_quarantined_records_once_they_transform(conn) -> None:
     raw = synthetic_events(2)
     bad = {**raw[1], "location": {**raw[1]["location"], "lat": 95.0}}
-    load.quarantine(conn, "events", date(2027, 1, 1), [(bad, bad["id"], "source", "lat > 90")])
+    staging.quarantine(conn, "events", date(2027, 1, 1), [(bad, bad["id"], "source", "lat > 90")])
     assert pipeline.replay_quarantine(conn, {"events": EVENTS}, GeocoderResource().factory()) == {
         "events": (0, 1)
     }
@@ -225,7 +227,7 @@ def test_replay_loads_quarantined_records_once_they_transform(conn) -> None:
 
 def test_raw_extract_partitions_by_month(conn) -> None:
     for day in (date(2027, 1, 31), date(2027, 2, 1)):
-        load.store_raw_extract(conn, "events", day, [("a", '{"id": "a"}')])
+        staging.store_raw_extract(conn, "events", day, [("a", '{"id": "a"}')])
     parts = [
         r[0]
         for r in conn.execute(
@@ -240,7 +242,7 @@ def test_an_id_repeated_in_one_extraction_keeps_the_last_version(conn) -> None:
     raw = synthetic_events(3)
     raw.append(changed_copy(raw[1]))
     rows = [(r["id"], json.dumps(r)) for r in raw]
-    load.store_raw_extract(conn, "events", date(2027, 1, 1), rows)
+    staging.store_raw_extract(conn, "events", date(2027, 1, 1), rows)
     geocoder = GeocoderResource()
     run = pipeline.transform_extraction(conn, EVENTS, geocoder.factory(), geocoder.kind())
     assert [r.original_id for r in run.outcome.records] == [
@@ -264,7 +266,7 @@ def test_normalised_records_are_read_back_equal_without_a_garbage_collection(con
     """The tables asset reads the normalised asset's records: equal, and with the collector paused
     (each collection walks every model read so far: 10.2 s instead of 2.6 s for 100,000)."""
     records = transformed(synthetic_events(2_000, seed=4))
-    load.store_normalised(conn, "events", date(2027, 1, 1), records)
+    staging.store_normalised(conn, "events", date(2027, 1, 1), records)
     collections = []
 
     def count(phase: str, info: dict) -> None:
@@ -274,7 +276,7 @@ def test_normalised_records_are_read_back_equal_without_a_garbage_collection(con
     gc.collect()
     gc.callbacks.append(count)
     try:
-        read = load.read_normalised(conn, "events")
+        read = staging.read_normalised(conn, "events")
     finally:
         gc.callbacks.remove(count)
     assert collections == []

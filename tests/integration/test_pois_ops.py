@@ -190,13 +190,13 @@ def test_the_usual_level_check_warns_when_an_extract_shrinks(warehouse) -> None:
 def test_the_replay_job_under_dry_run_keeps_the_quarantine_as_it_is(warehouse) -> None:
     from dagster import Definitions
 
-    from platform_assets.pois import load
+    from platform_assets.pois import staging
     from platform_assets.pois.jobs import pois_replay_job
     from platform_assets.samples.pois.fixtures import synthetic_events
 
     [fixed] = synthetic_events(1)
     with warehouse.connect() as conn:
-        load.quarantine(
+        staging.quarantine(
             conn, "events", datetime.now(UTC).date(), [(fixed, fixed["id"], "source", "x")]
         )
     job = Definitions(
