@@ -6,6 +6,10 @@ Lower bound (``lower_bound``), the max of:
     (capacity x horizon)); the "big item" transforms count tasks that cannot share a VM, and
     floor((k + 1) x) / k for k up to 11 how many fit (a tuning chains catalogue of 11-minute
     tasks in 65-minute lanes: 23 -> 26, the plan's count, with k <= 4 it saw 5.9 per lane);
+    the time share d / horizon also goes through floor((k + 1) x) / k with k = floor(horizon /
+    d) for every duration, up to k = 1,000: a lane holds whole tasks (a tuning catalogue of
+    27-minute tasks that cannot share a VM, 17 to an 8-hour lane: 16 -> 17, the optimum;
+    a tuning chains catalogue 31 -> 32);
 (b) energetic reasoning on windows [a, b] between sampled window ends, with each task's minimal
     overlap o given its chain window (where chains and tight horizons make (a) weak), and
     "time lanes": the same transforms applied to the share o / (b - a) as well;
@@ -47,6 +51,7 @@ from platform_assets.processing.planner.preprocessing import _Problem
 # Parameters k of the transforms floor((k + 1) x) / k: with k up to 7 a lane of 65 minutes counts
 # 11-minute tasks as 1/5 of it each (five fit, not 5.9), which the area cannot see.
 _DFF_KS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+_MAX_LANE_K = 1_000  # largest k of the whole-horizon lane transforms (``_lane_transforms``)
 
 
 def _dff_family(x: np.ndarray) -> list[np.ndarray]:
@@ -66,6 +71,23 @@ def _dff_family(x: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _lane_transforms(durations: np.ndarray, horizon: int) -> np.ndarray:
+    """Time shares d / horizon through floor((k + 1) x) / k for the k that ``_dff_family`` lacks.
+
+    A lane of the horizon holds floor(horizon / d) tasks of duration d, which the transform with
+    k = floor(horizon / d) counts exactly; ``_DFF_KS`` stops at 11, while 5-minute to 2-hour
+    tasks in 8 hours need k up to 96 (a tuning catalogue: 279 tasks of 27 minutes that cannot
+    share a VM, 17 to a lane, need 17 VMs where 16 lanes' worth of time suffices: 16 -> 17).
+    Rows are the extra k, columns the durations.
+    """
+    ks = np.unique(horizon // durations[durations > 0])
+    ks = ks[(ks > max(_DFF_KS)) & (ks <= _MAX_LANE_K)]
+    x = durations[None, :] / horizon
+    y = (ks[:, None] + 1) * x
+    near_int = np.abs(y - np.round(y)) < 1e-9
+    return np.where(near_int, x, np.floor(y + 1e-9) / ks[:, None])
+
+
 def _bound_from(
     q: np.ndarray, d: np.ndarray, est: np.ndarray, lct: np.ndarray, cap: Vec, horizon: int
 ) -> int:
@@ -77,8 +99,14 @@ def _bound_from(
     x = np.divide(q, capv, out=np.zeros_like(q), where=capv > 0)
     fx = np.concatenate(_dff_family(x), axis=1)  # (n, 3 * F)
     best = 1.0
-    # (a) whole horizon
+    # (a) whole horizon, plain and as lanes of floor(horizon / d) tasks (see _lane_transforms)
     best = max(best, float((fx * d[:, None]).sum(axis=0).max()) / horizon)
+    durations, by_duration = np.unique(d, return_inverse=True)
+    fx_d = np.zeros((durations.size, fx.shape[1]))
+    np.add.at(fx_d, by_duration.reshape(-1), fx)
+    lanes = _lane_transforms(durations, horizon)
+    if lanes.size:
+        best = max(best, float((lanes @ fx_d).max()))
     # (b) energetic windows on sampled breakpoints
     points = np.unique(np.concatenate(([0, horizon], est, lct, est + d, lct - d)))
     if points.size > 48:
