@@ -61,14 +61,22 @@ def _dff_family(x: np.ndarray) -> list[np.ndarray]:
     """
     tol = 1e-9
     out = [x]
-    for k in _DFF_KS:
-        y = (k + 1) * x
-        near_int = np.abs(y - np.round(y)) < tol
-        out.append(np.where(near_int, x, np.floor(y + tol) / k))
+    out.extend(_floor_transform(x, k) for k in _DFF_KS)
     for eps in (0.1, 0.2, 0.3, 0.4, 0.5):
         f = np.where(x > 1 - eps + tol, 1.0, x)
         out.append(np.where(x < eps + tol, 0.0, f))
     return out
+
+
+def _floor_transform(x: np.ndarray, k: int | np.ndarray) -> np.ndarray:
+    """floor((k + 1) x) / k, with x kept where (k + 1) x is within float noise of an integer.
+
+    Rounding those boundary cases down to x means float noise cannot inflate the bound; k may
+    be an array that broadcasts against x.
+    """
+    y = (k + 1) * x
+    near_int = np.abs(y - np.round(y)) < 1e-9
+    return np.where(near_int, x, np.floor(y + 1e-9) / k)
 
 
 def _lane_transforms(durations: np.ndarray, horizon: int) -> np.ndarray:
@@ -82,10 +90,7 @@ def _lane_transforms(durations: np.ndarray, horizon: int) -> np.ndarray:
     """
     ks = np.unique(horizon // durations[durations > 0])
     ks = ks[(ks > max(_DFF_KS)) & (ks <= _MAX_LANE_K)]
-    x = durations[None, :] / horizon
-    y = (ks[:, None] + 1) * x
-    near_int = np.abs(y - np.round(y)) < 1e-9
-    return np.where(near_int, x, np.floor(y + 1e-9) / ks[:, None])
+    return _floor_transform(durations[None, :] / horizon, ks[:, None])
 
 
 def _bound_from(
@@ -99,14 +104,8 @@ def _bound_from(
     x = np.divide(q, capv, out=np.zeros_like(q), where=capv > 0)
     fx = np.concatenate(_dff_family(x), axis=1)  # (n, 3 * F)
     best = 1.0
-    # (a) whole horizon, plain and as lanes of floor(horizon / d) tasks (see _lane_transforms)
+    # (a) whole horizon
     best = max(best, float((fx * d[:, None]).sum(axis=0).max()) / horizon)
-    durations, by_duration = np.unique(d, return_inverse=True)
-    fx_d = np.zeros((durations.size, fx.shape[1]))
-    np.add.at(fx_d, by_duration.reshape(-1), fx)
-    lanes = _lane_transforms(durations, horizon)
-    if lanes.size:
-        best = max(best, float((lanes @ fx_d).max()))
     # (b) energetic windows on sampled breakpoints
     points = np.unique(np.concatenate(([0, horizon], est, lct, est + d, lct - d)))
     if points.size > 48:
@@ -118,6 +117,10 @@ def _bound_from(
     windows, inverse = np.unique(np.stack((d, est, lct), axis=1), axis=0, return_inverse=True)
     fx_w = np.zeros((windows.shape[0], fx.shape[1]))
     np.add.at(fx_w, inverse.reshape(-1), fx)
+    # (a) again, as lanes of floor(horizon / d) whole tasks (see _lane_transforms)
+    lanes = _lane_transforms(windows[:, 0], horizon)
+    if lanes.size:
+        best = max(best, float((lanes @ fx_w).max()))
     dd, e, lc = (windows[:, c].astype(float) for c in range(3))
     for start in range(0, lo_w.size, 64):
         a = lo_w[start : start + 64, None]

@@ -109,14 +109,14 @@ def plan(
         floor_done = floor_done or (rule, mode) == floor
         if mode == "fill" and len(flavours) != 1:
             continue
-        if mode.startswith("lanes") and not lanes_for(int(mode.removeprefix("lanes"))):
+        per_vm = int(mode.removeprefix("lanes")) if mode.startswith("lanes") else 0
+        if per_vm and not lanes_for(per_vm):
             continue
         sched = _Schedule(prob, flavours, existing_vms, limits)
         sched.congestion = congestion if mode == "edge" else None
         order = orders[rule]
-        if mode.startswith("lanes"):
-            m = int(mode.removeprefix("lanes"))
-            sched.construct_lanes(lanes[m], order, m)
+        if per_vm:
+            sched.construct_lanes(lanes_for(per_vm), order, per_vm)
         elif mode == "fill":
             sched.construct_fill(order)
         else:
@@ -129,8 +129,7 @@ def plan(
     assert best is not None
     if best.score()[1] > target:
         left = max(_WORK_BUDGET - spent, _WORK_BUDGET // 10)
-        ranked = sorted(range(len(built)), key=lambda k: (built[k].score(), k))
-        top = [built[k] for k in ranked[:starts]] or [best]
+        top = sorted(built, key=_Schedule.score)[:starts] or [best]  # stable: first of equals
         for sched in top:
             if best.score()[1] <= target:
                 break
