@@ -8,7 +8,11 @@
    saved a few more but took up to 30 s per plan, and beyond 100 tasks it found nothing in
    seconds on fleets of 7 VMs or more. On fleets of a few VMs (tasks x VMs <= 1,500) it still
    pays where one VM is 15-30 % of the count: a tuning 163-task chains instance 5 -> 4 (the
-   bound), with conflicts capped by model size.
+   bound). There the limit is CP-SAT's deterministic time alone (0.06 s): it follows the CPU
+   spent within ~15-70x on such models (1-4 s), where the former cap of 300,000 / cells
+   conflicts stopped searches a few hundred conflicts short (48 tuning instances of the
+   mixed and per-task families: a 104-task chains instance 7 -> 6 VMs at 2,607 conflicts,
+   a 198-task one 6 -> 5, total CPU +9 %, slowest plan unchanged).
 
 
 ortools is imported inside ``_cpsat_fewer`` only: importing the planner stays cheap.
@@ -26,11 +30,11 @@ from platform_assets.processing.planner.preprocessing import _Problem
 _CPSAT_MAX_TASKS = 100
 _CPSAT_DETERMINISTIC_TIME = 0.5
 _CPSAT_MAX_CONFLICTS = 2_000
-# Beyond 100 tasks, while the model stays small (tasks x VMs asked for). A conflict then costs
-# about cells x 5 us here, which CP-SAT's deterministic time does not see (0.09 "s" for 9 s of
-# CPU at 1,014 cells): conflicts are capped at _CPSAT_WORK / cells, ~1-1.5 s of CPU a try.
+# Beyond 100 tasks, while the model stays small (tasks x VMs asked for), a try is limited by
+# deterministic time only. Conflicts are no measure of cost there: 20-170 branches each, and
+# 100-4,000 conflicts per CPU second between instances of the same size.
 _CPSAT_MAX_CELLS = 1_500
-_CPSAT_WORK = 300_000
+_CPSAT_LARGE_DETERMINISTIC_TIME = 0.06
 
 
 def _cpsat_worth_it(tasks: int, vms: int) -> bool:
@@ -90,11 +94,11 @@ def _cpsat_fewer(sched: _Schedule, flavour: Flavour, vms: int) -> dict[int, tupl
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
-    solver.parameters.max_deterministic_time = _CPSAT_DETERMINISTIC_TIME
-    cells = len(tasks) * vms
-    solver.parameters.max_number_of_conflicts = (
-        _CPSAT_MAX_CONFLICTS if len(tasks) <= _CPSAT_MAX_TASKS else _CPSAT_WORK // cells
-    )
+    if len(tasks) <= _CPSAT_MAX_TASKS:
+        solver.parameters.max_deterministic_time = _CPSAT_DETERMINISTIC_TIME
+        solver.parameters.max_number_of_conflicts = _CPSAT_MAX_CONFLICTS
+    else:
+        solver.parameters.max_deterministic_time = _CPSAT_LARGE_DETERMINISTIC_TIME
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
