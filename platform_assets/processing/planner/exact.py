@@ -8,11 +8,12 @@
    saved a few more but took up to 30 s per plan, and beyond 100 tasks it found nothing in
    seconds on fleets of 7 VMs or more. On fleets of a few VMs (tasks x VMs <= 1,500) it still
    pays where one VM is 15-30 % of the count: a tuning 163-task chains instance 5 -> 4 (the
-   bound). There the limit is CP-SAT's deterministic time alone (0.06 s): it follows the CPU
-   spent within ~15-70x on such models (1-4 s), where the former cap of 300,000 / cells
-   conflicts stopped searches a few hundred conflicts short (48 tuning instances of the
+   bound). There the limit is CP-SAT's deterministic time alone, 0.06 s (a deterministic
+   second cost 15-70 s of CPU on such models, so a try takes 1-4 s); the former cap of
+   300,000 / cells conflicts stopped searches a few hundred conflicts short (84 tuning instances of the
    mixed and per-task families: a 104-task chains instance 7 -> 6 VMs at 2,607 conflicts,
-   a 198-task one 6 -> 5, total CPU +9 %, slowest plan unchanged).
+   a 198-task one 6 -> 5, a 117-task tight one 11 -> 10, none larger, CPU +9-14 %, slowest
+   plan unchanged). 0.15 s, or models up to 3,000 cells, found nothing more there.
 
 
 ortools is imported inside ``_cpsat_fewer`` only: importing the planner stays cheap.
