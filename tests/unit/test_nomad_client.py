@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -434,3 +435,23 @@ def test_local_supervisor_killed_is_lost(tmp_path: Path) -> None:
     (job_dir / "supervisor.pid").write_text(str(dead.pid))
 
     assert launcher.job_state("ghost").status == "lost"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_but_unreaped_process_is_not_alive() -> None:
+    # A stopped job's supervisor stays a zombie until init reaps it, and kill(pid, 0) still
+    # succeeds on a zombie: the job must read as stopped meanwhile, not as running.
+    from resources.nomad import _pid_alive
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert not _pid_alive(pid)
+    finally:
+        os.waitpid(pid, 0)
+    assert not _pid_alive(pid)
