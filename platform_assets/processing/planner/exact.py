@@ -10,10 +10,10 @@
    pays where one VM is 15-30 % of the count: a tuning 163-task chains instance 5 -> 4 (the
    bound). There the limit is CP-SAT's deterministic time alone, 0.06 s (a deterministic
    second cost 15-70 s of CPU on such models, so a try takes 1-4 s); the former cap of
-   300,000 / cells conflicts stopped searches a few hundred conflicts short (84 tuning instances of the
-   mixed and per-task families: a 104-task chains instance 7 -> 6 VMs at 2,607 conflicts,
-   a 198-task one 6 -> 5, a 117-task tight one 11 -> 10, none larger, CPU +9-14 %, slowest
-   plan unchanged). 0.15 s, or models up to 3,000 cells, found nothing more there.
+   300,000 / cells conflicts stopped searches a few hundred conflicts short (84 tuning
+   instances of the mixed and per-task families: a 104-task chains instance 7 -> 6 VMs at
+   2,607 conflicts, a 198-task one 6 -> 5, a 117-task tight one 11 -> 10, none larger, CPU
+   +9-14 %, slowest plan unchanged). 0.15 s, or models up to 3,000 cells, found nothing more.
 
 
 ortools is imported inside ``_cpsat_fewer`` only: importing the planner stays cheap.
