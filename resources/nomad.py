@@ -387,7 +387,11 @@ class NomadLauncher:
 # Detaches itself (fork + setsid) so a task outlives the process that launched it and is never that
 # process's zombie; records pid and exit code atomically so any process on the host can read them.
 _SUPERVISOR = r"""
-import json, os, subprocess, sys
+import json, os, signal, subprocess, sys
+# stop_job's SIGTERM must end the job even when the launching process ignores it (a Dagster
+# process started with SIGINT ignored copies that onto SIGTERM), which children would inherit.
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 job_dir = sys.argv[1]
 def put(name, text):
     tmp = os.path.join(job_dir, name + ".tmp")
@@ -436,8 +440,7 @@ def _is_zombie(pid: int) -> bool:
     """Whether ``pid`` has exited and waits for its parent to reap it (Linux /proc; else False).
 
     A stopped job's supervisor is an orphan, reaped by init whenever init gets to it: until
-    then kill(pid, 0) still succeeds (the likely cause of a stopped job still read as running
-    after 15 s in two loaded test runs).
+    then kill(pid, 0) still succeeds, and the job would read as running.
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")

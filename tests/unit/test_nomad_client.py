@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -410,6 +411,24 @@ def test_local_stop_job(tmp_path: Path) -> None:
     assert STOPPED_MESSAGE in state.message
     launcher.stop_job("task-4")  # stopping twice, or an unknown job, is a no-op
     launcher.stop_job("unknown")
+
+
+def test_local_stop_job_when_the_launching_process_ignores_sigterm(tmp_path: Path) -> None:
+    # Dagster maps SIGTERM to SIGINT's handler, and a process started in the background
+    # ignores SIGINT: the job must not inherit "ignore SIGTERM", or stop_job cannot end it.
+    launcher = LocalSubprocessLauncher(tmp_path / "jobs")
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        launcher.register_batch_job(local_spec("task-9", WAIT_FOR_FILE, str(tmp_path / "never")))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    poll_states(lambda: launcher.job_state("task-9"), lambda s: s.status == "running")
+
+    launcher.stop_job("task-9")
+    state = wait_for_terminal(launcher, "task-9", timeout=15)
+
+    assert state.status == "failed"
+    assert STOPPED_MESSAGE in state.message
 
 
 def test_local_unknown_job_is_lost_and_registration_is_idempotent(tmp_path: Path) -> None:
