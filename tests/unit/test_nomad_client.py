@@ -405,7 +405,10 @@ def test_local_stop_job(tmp_path: Path) -> None:
     poll_states(lambda: launcher.job_state("task-4"), lambda s: s.status == "running")
 
     launcher.stop_job("task-4")
-    state = wait_for_terminal(launcher, "task-4", timeout=15)
+    try:
+        state = wait_for_terminal(launcher, "task-4", timeout=15)
+    finally:
+        (tmp_path / "never").touch()  # a job the stop missed must not outlive the test
 
     assert state.status == "failed"
     assert STOPPED_MESSAGE in state.message
@@ -425,7 +428,10 @@ def test_local_stop_job_when_the_launching_process_ignores_sigterm(tmp_path: Pat
     poll_states(lambda: launcher.job_state("task-9"), lambda s: s.status == "running")
 
     launcher.stop_job("task-9")
-    state = wait_for_terminal(launcher, "task-9", timeout=15)
+    try:
+        state = wait_for_terminal(launcher, "task-9", timeout=15)
+    finally:
+        (tmp_path / "never").touch()
 
     assert state.status == "failed"
     assert STOPPED_MESSAGE in state.message
