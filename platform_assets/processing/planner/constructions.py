@@ -18,7 +18,9 @@
      placing them is 1D bin packing of durations into horizon-long lanes. Each lane takes the
      longest task left plus the subset of the others that fills the rest best (bounded subset
      sum over distinct durations); one lane per new VM, then "fill" for everything else. Only
-     free-standing tasks whose window is the whole horizon join. Bimodal family: 1,000 tasks
+     free-standing tasks that may end at the horizon join; released ones are dealt first to
+     the ends of lanes, backwards (in reverse time a release is a deadline), and the tasks
+     ready at 0 fill what is left of those lanes before new ones open. Bimodal family: 1,000 tasks
      47 -> 46 VMs (the bound), 10,000 tasks 527 -> 514 (bound 513): by area, first fit left
      heavy lanes 10-80 min short of full. The same with m = 2-4 lanes per VM for tasks that
      need more than 1/(m+1) of a resource and at most 1/m of each (run last, when the budget
@@ -30,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -116,13 +118,15 @@ class _Constructions(_ScheduleBase):
     def construct_lanes(
         self, lanes: list[list[int]], comp_order: list[int], per_vm: int = 1
     ) -> None:
-        """Lane tasks back to back, ``per_vm`` lanes per new VM, then ``fill`` the rest."""
+        """Lane tasks back to back from their releases, ``per_vm`` lanes per new VM, then ``fill``
+        the rest."""
         flavour = self.flavours[0]
         for first in range(0, len(lanes), per_vm):
             v = self.fleet.add_vm("new", flavour, _as_vec(flavour.capacity))
             for lane in lanes[first : first + per_vm]:
                 t = 0
-                for i in lane:
+                for i in lane:  # released tasks last, by release: each as early as it may
+                    t = max(t, self.prob.est[i])
                     self.put(i, v, t)
                     t += self.prob.d[i]
         self.construct_fill([c for c in comp_order if self.where[self.prob.comps[c][0]] is None])
@@ -227,10 +231,13 @@ def _lanes(prob: _Problem, cap: Vec, per_vm: int = 1, max_cells: int = 8192) -> 
     With ``per_vm`` = m > 1 the same holds for tasks needing more than 1/(m+1) of a resource
     and at most 1/m of each: any m of them fit side by side, so a VM runs m lanes (a routine
     catalogue whose main routine takes a third of a VM: tuning 1,032 tasks 44 -> 43 VMs, the
-    bound). Only free-standing tasks whose window is the whole horizon join, so a lane runs back
-    to back from 0 in any order; the resource with the most such task-time is used. Durations
-    are counted on a grid of at most ``max_cells`` steps per horizon, rounded up (never
-    overfull); a task that no longer fits a lane once rounded is left to the other constructions.
+    bound). Free-standing tasks that may end at the horizon join, released ones too: a lane
+    runs its tasks in order of release, each as early as it may (released tasks go to the ends
+    of lanes, see below; a tuning catalogue with a quarter of its tasks released late: 4 -> 3
+    VMs, the bound, where lanes of the ready tasks alone left no room for them). The resource
+    with the most such task-time is used. Durations and releases are counted on a grid of at
+    most ``max_cells`` steps per horizon, rounded up (never overfull); a task that no longer
+    fits a lane once rounded is left to the other constructions.
     """
     horizon = prob.horizon
     best: list[int] = []
@@ -242,7 +249,6 @@ def _lanes(prob: _Problem, cap: Vec, per_vm: int = 1, max_cells: int = 8192) -> 
             if prob.pred[i] < 0
             and not prob.succs[i]
             and prob.pin[i] < 0
-            and prob.est[i] == 0
             and prob.lct[i] >= horizon
             and prob.q[i][r] * (per_vm + 1) > cap[r] * tol
             and all(prob.q[i][x] * per_vm <= cap[x] * tol for x in range(3))
@@ -251,30 +257,59 @@ def _lanes(prob: _Problem, cap: Vec, per_vm: int = 1, max_cells: int = 8192) -> 
             best = big
     if len(best) < 2:
         return []
-    step = math.gcd(horizon, *(prob.d[i] for i in best))
+    step = math.gcd(horizon, *(prob.d[i] for i in best), *(prob.est[i] for i in best))
     step = max(step, -(-horizon // max_cells))
-    best = [i for i in best if -(-prob.d[i] // step) <= horizon // step]
+    cells = horizon // step
+    # Rounded up: durations and releases (a later release is a tighter deadline in reverse).
+    size = {i: -(-prob.d[i] // step) for i in best}
+    ready = {i: -(-prob.est[i] // step) for i in best}
+    best = [i for i in best if ready[i] + size[i] <= cells]
     if len(best) < 2:
         return []
-    lanes = _pack_lanes([-(-prob.d[i] // step) for i in best], horizon // step)
-    return [sorted((best[j] for j in lane), key=lambda i: (-prob.d[i], i)) for lane in lanes]
+    # Released tasks first, backwards from the horizon: in reverse time a release is a
+    # deadline, and a lane meets its deadlines iff taken by deadline (EDD), so each goes to the
+    # first lane whose load still ends by its deadline. Tasks ready at 0 then fill the room.
+    tails: list[list[int]] = []
+    loads: list[int] = []
+    for i in sorted((i for i in best if ready[i] > 0), key=lambda i: (-ready[i], -size[i], i)):
+        for k, load in enumerate(loads):
+            if load + size[i] <= cells - ready[i]:
+                tails[k].append(i)
+                loads[k] += size[i]
+                break
+        else:
+            tails.append([i])
+            loads.append(size[i])
+    free = [i for i in best if ready[i] == 0]
+    lanes = _pack_lanes([size[i] for i in free], cells, [cells - load for load in loads])
+    out = [[free[j] for j in lane] for lane in lanes]
+    for k, tail in enumerate(tails):
+        out[k].extend(tail)
+    return [sorted(lane, key=lambda i: (prob.est[i], -prob.d[i], i)) for lane in out]
 
 
-def _pack_lanes(sizes: list[int], capacity: int) -> list[list[int]]:
+def _pack_lanes(sizes: list[int], capacity: int, opened: Sequence[int] = ()) -> list[list[int]]:
     """1D bin packing: item indices grouped into bins whose sizes sum to at most ``capacity``.
 
-    Each bin takes the largest item left, then the subset of the others that fills the rest
-    best: a bounded subset sum over the distinct sizes, one numpy pass per copy of a size,
-    remembering which size first reached each sum. Deterministic; items fit by assumption.
+    Bins already ``opened`` with the given room left come first (each may stay empty), in
+    order; then each new bin takes the largest item left. Every bin is then filled with the
+    subset of the items left that fills its room best: a bounded subset sum over the distinct
+    sizes, one numpy pass per copy of a size, remembering which size first reached each sum.
+    Deterministic; items fit by assumption.
     """
     left: dict[int, list[int]] = {}
     for j in sorted(range(len(sizes)), key=lambda j: (-sizes[j], j)):
         left.setdefault(sizes[j], []).append(j)
     bins: list[list[int]] = []
-    while left:
-        largest = max(left)
-        lane = [_take(left, largest)]
-        room = capacity - largest
+    rooms = list(opened)
+    while left or rooms:
+        lane: list[int] = []
+        if rooms:
+            room = rooms.pop(0)
+        else:
+            largest = max(left)
+            lane = [_take(left, largest)]
+            room = capacity - largest
         reach = np.zeros(room + 1, dtype=bool)
         reach[0] = True
         via = np.zeros(room + 1, dtype=np.int64)
