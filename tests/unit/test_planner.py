@@ -784,7 +784,7 @@ def test_released_tasks_end_lanes_and_ready_ones_fill_them() -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.tuples(st.integers(1, 60), st.integers(0, 99)), min_size=2, max_size=40),
-    st.sampled_from([(10.0, 1), (6.0, 2), (4.5, 3)]),
+    st.sampled_from([(10.0, 1), (6.0, 2), (4.5, 3), (1.9, 8)]),
 )
 def test_lanes_keep_each_task_once_and_end_within_the_horizon(
     specs: list[tuple[int, int]], cores_per_vm: tuple[float, int]
@@ -820,3 +820,30 @@ def test_a_catalogue_with_released_tasks_reaches_its_bound_through_lanes() -> No
     check_plan(p, inst.tasks, [FLAVOUR], [], inst.limits)
     assert len(inst.tasks) == 101
     assert len(p.new_vms) == lower_bound(inst.tasks, FLAVOUR, inst.limits) == 3
+
+
+def test_a_catalogue_gets_the_lane_counts_its_routines_imply() -> None:
+    # Storage decides for the first routine (45 GB: 8 fit side by side on 400 GB, 9 do not),
+    # CPU for the second (5 cores: 3 fit on 16); the routine with the most task-time first.
+    from platform_assets.processing.planner.model import _as_vec
+    from platform_assets.processing.planner.portfolio import _lane_widths
+    from platform_assets.processing.planner.preprocessing import _prepare
+
+    tasks = [task(f"a{k}", cpu=1.0, ram_gb=4.0, sto=45.0, dur=1800) for k in range(20)]
+    tasks += [task(f"b{k}", cpu=5.0, ram_gb=4.0, sto=10.0, dur=600) for k in range(20)]
+    tasks += [task(f"c{k}", cpu=0.25, ram_gb=1.0, sto=1.0, dur=600) for k in range(5)]  # 64 fit
+    prob = _prepare(tasks, [_as_vec(BIG.capacity)], [], Limits(100, 8 * 3600))
+    assert _lane_widths(prob, _as_vec(BIG.capacity)) == [8, 3]
+
+
+def test_a_catalogue_whose_main_routine_runs_eight_at_a_time_reaches_its_bound() -> None:
+    # A tuning instance (475 tasks, 5 routines, 58 % released late) whose main routine takes
+    # 11-12 % of a VM's storage: 8 lanes per VM reach the bound, 4 VMs; with at most 4 lanes
+    # per VM the plan had 5.
+    from benchmarks.planner_generator import FLAVOUR, generate
+
+    inst = generate("catalogue/independent", 11, max_tasks=2000)
+    p = plan(inst.tasks, [FLAVOUR], [], inst.limits)
+    check_plan(p, inst.tasks, [FLAVOUR], [], inst.limits)
+    assert len(inst.tasks) == 475
+    assert len(p.new_vms) == lower_bound(inst.tasks, FLAVOUR, inst.limits) == 4
