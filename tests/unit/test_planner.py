@@ -847,3 +847,15 @@ def test_a_catalogue_whose_main_routine_runs_eight_at_a_time_reaches_its_bound()
     check_plan(p, inst.tasks, [FLAVOUR], [], inst.limits)
     assert len(inst.tasks) == 475
     assert len(p.new_vms) == lower_bound(inst.tasks, FLAVOUR, inst.limits) == 4
+
+
+def test_tasks_that_use_no_resource_are_planned_beside_the_others() -> None:
+    # A routine with no demand at all (a bookkeeping step) used to crash the pattern bound:
+    # no pattern can say how many of it fit a VM. It fits beside anything.
+    tasks = [task(f"z{k}", cpu=0, ram_gb=0, sto=0, dur=600) for k in range(30)]
+    tasks += [task(f"b{k}", cpu=9, dur=1800) for k in range(5)]
+    limits = Limits(max_vms=10, horizon_s=3600)
+    p = plan(tasks, [BIG], [], limits)
+    check_plan(p, tasks, [BIG], [], limits)
+    assert not p.unplaced
+    assert len(p.new_vms) == lower_bound(tasks, BIG, limits) == 3

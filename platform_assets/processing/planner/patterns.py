@@ -159,9 +159,10 @@ def _cover_groups(est: int, lct: int, d: int, pts: list[int]) -> list[tuple[int,
 
 
 def _catalogue_shapes(prob: _Problem) -> tuple[list[int], list[Vec]] | None:
-    """The placeable tasks and their distinct sizes, or None when the input is not a catalogue
-    (no placeable task, or more than _MAX_SHAPES sizes)."""
-    idx = prob.placeable()
+    """The placeable tasks that use some resource and their distinct sizes, or None when the
+    input is not a catalogue (no such task, or more than _MAX_SHAPES sizes). A task that uses
+    nothing fits beside anything: it cannot raise a bound (and no pattern holds it)."""
+    idx = [i for i in prob.placeable() if any(prob.q[i])]
     sizes = sorted({prob.q[i] for i in idx})
     if not idx or len(sizes) > _MAX_SHAPES:
         return None

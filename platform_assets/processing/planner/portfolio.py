@@ -170,7 +170,7 @@ def _lane_widths(prob: _Problem, cap: Vec) -> list[int]:
     task_time: dict[int, int] = {}
     for i in prob.placeable():
         q = prob.q[i]
-        fit = min(int(cap[r] * (1 + _REL_EPS) // q[r]) for r in range(3) if q[r] > 0)
+        fit = min((int(cap[r] * (1 + _REL_EPS) // q[r]) for r in range(3) if q[r] > 0), default=0)
         if 2 <= fit <= _MAX_LANES_PER_VM:
             task_time[fit] = task_time.get(fit, 0) + prob.d[i]
     return sorted(task_time, key=lambda m: (-task_time[m], m))[:_CATALOGUE_WIDTHS]
