@@ -859,3 +859,38 @@ def test_tasks_that_use_no_resource_are_planned_beside_the_others() -> None:
     check_plan(p, tasks, [BIG], [], limits)
     assert not p.unplaced
     assert len(p.new_vms) == lower_bound(tasks, BIG, limits) == 3
+
+
+@pytest.mark.parametrize("long_first", [True, False])
+def test_under_a_vm_limit_the_plan_places_the_most_tasks(long_first: bool) -> None:
+    # One VM allowed: a task filling it for the whole hour, or ten filling it for 5 minutes
+    # each. The orders that put large tasks first placed the long one and left ten out.
+    long = [task("long", cpu=16, dur=3600)]
+    short = [task(f"s{k}", cpu=16, dur=300) for k in range(10)]
+    tasks = long + short if long_first else short + long
+    limits = Limits(max_vms=1, horizon_s=3600)
+    p = plan(tasks, [BIG], [], limits)
+    check_plan(p, tasks, [BIG], [], limits)
+    assert [u.task_key for u in p.unplaced] == ["long"]
+    assert "max_vms=1" in p.unplaced[0].reason
+    assert len(p.unplaced) <= len(first_fit(tasks, BIG, limits).unplaced)
+
+
+def test_under_a_vm_limit_short_tasks_are_not_left_out_for_a_long_one() -> None:
+    # Found by fuzzing: one VM for 60 s; a 59-second task fills most of its storage, the
+    # 2-second ones all of it, so they never overlap. The chained successors cannot end in
+    # time. Two short tasks fit where the long one alone did; large-first orders kept the
+    # long one (4 unplaced instead of 3).
+    long = {"cpu": 0, "ram_gb": 0, "sto": 329.965, "dur": 59}
+    short = {"cpu": 0, "ram_gb": 64, "sto": 400, "dur": 2}
+    tasks = [
+        task("a", **long),
+        task("a_next", **short, preceding="a", same_vm_as_preceding=True, earliest_start_s=28),
+        task("b", **short, earliest_start_s=20),
+        task("c", **short),
+        task("c_next", **long, preceding="c", same_vm_as_preceding=True),
+    ]
+    limits = Limits(max_vms=1, horizon_s=60)
+    p = plan(tasks, [BIG], [], limits)
+    check_plan(p, tasks, [BIG], [], limits)
+    assert sorted(a.task_key for a in p.assignments) == ["b", "c"]

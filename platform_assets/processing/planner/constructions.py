@@ -213,6 +213,7 @@ _RULES: list[Callable[[tuple], tuple]] = [
     lambda s: (s[4], -s[1], s[5]),  # least slack first, then area
     lambda s: (-s[2], -s[1], s[5]),  # duration
     lambda s: (-s[3], -s[1], s[5]),  # dominant demand
+    lambda s: (s[1], s[2], s[5]),  # smallest area first: the most tasks under a VM limit
 ]
 
 
