@@ -894,3 +894,43 @@ def test_under_a_vm_limit_short_tasks_are_not_left_out_for_a_long_one() -> None:
     p = plan(tasks, [BIG], [], limits)
     check_plan(p, tasks, [BIG], [], limits)
     assert sorted(a.task_key for a in p.assignments) == ["b", "c"]
+
+
+@st.composite
+def edge_instances(draw: st.DrawFn) -> tuple[list[TaskRequest], Limits]:
+    """Demands and durations at the edges: nothing, a sliver, a third, a half, a whole VM."""
+    horizon = draw(st.sampled_from([1, 7, 60, 3600]))
+    cap = BIG.capacity
+    tasks: list[TaskRequest] = []
+    for i in range(draw(st.integers(1, 10))):
+        share = st.sampled_from([0.0, 1e-6, 1 / 3, 0.5, 1.0])
+        pred = None
+        if i and draw(st.booleans()):
+            pred = f"t{draw(st.integers(0, i - 1)):02d}"
+        tasks.append(
+            TaskRequest(
+                key=f"t{i:02d}",
+                cpu=round(draw(share) * cap.cpu, 3),
+                ram_mb=int(draw(share) * cap.ram_mb),
+                storage_gb=round(draw(share) * cap.storage_gb, 3),
+                duration_s=draw(st.sampled_from(sorted({1, max(1, horizon // 2), horizon}))),
+                preceding=pred,
+                same_vm_as_preceding=pred is not None and draw(st.booleans()),
+                earliest_start_s=draw(st.sampled_from([0, 0, horizon // 3, horizon])),
+            )
+        )
+    return tasks, Limits(max_vms=draw(st.sampled_from([0, 1, 2, 1000])), horizon_s=horizon)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edge_instances())
+def test_edge_demands_and_durations_give_valid_plans_and_bounds(
+    inst: tuple[list[TaskRequest], Limits],
+) -> None:
+    # Zero-demand tasks once crashed the pattern bound; whole-VM tasks, horizon-long ones and
+    # VM limits of 0-2 are where off-by-one mistakes would show.
+    tasks, limits = inst
+    p = plan(tasks, [BIG], [], limits)
+    check_plan(p, tasks, [BIG], [], limits)
+    if not p.unplaced:
+        assert lower_bound(tasks, BIG, limits) <= len(p.new_vms)
