@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.planner_exact import exact_vms
+from benchmarks.planner_exact import exact_vms, feasible
 from platform_assets.processing.planner import Limits, TaskRequest, lower_bound, plan
 from platform_assets.processing.planner.bounds import _bound_arrays, _bound_from
 from platform_assets.processing.planner.model import _as_vec
@@ -102,3 +102,14 @@ def test_knapsack_reports_its_effort_and_respects_the_node_cap() -> None:
     assert 0 < spent[0] <= 300
     assert upper >= best > 0
     assert abs(sum(c * v for c, v in zip(counts, values, strict=True)) - best) < 1e-9
+
+
+def test_the_fleet_wide_relaxation_ignores_which_vm_runs_a_task() -> None:
+    # Three tasks of 60 % of a VM's CPU for the whole horizon: 1.8 VMs of CPU fit two VMs
+    # fleet-wide, but no two of them fit one VM. The diagnosis of the planner's gap tells the
+    # two apart this way (timing and energy against holding a task on one VM).
+    tasks = [TaskRequest(f"t{k}", 9.6, 1024, 1.0, 3600) for k in range(3)]
+    limits = Limits(max_vms=10, horizon_s=3600)
+    assert feasible(tasks, BIG, limits, 2, seconds=10.0, fleet_only=True) == "FEASIBLE"
+    assert feasible(tasks, BIG, limits, 2, seconds=10.0) == "INFEASIBLE"
+    assert feasible(tasks, BIG, limits, 3, seconds=10.0) == "FEASIBLE"
