@@ -934,3 +934,25 @@ def test_edge_demands_and_durations_give_valid_plans_and_bounds(
     check_plan(p, tasks, [BIG], [], limits)
     if not p.unplaced:
         assert lower_bound(tasks, BIG, limits) <= len(p.new_vms)
+
+
+@pytest.mark.parametrize(
+    ("family", "seed", "n", "max_vms", "at_most"),
+    [
+        # Large-first orders left 133 out, first fit in the caller's order 130.
+        ("per_task/independent", 1, 300, 3, 81),
+        # Reaching the bound (a VM count) ended the search with 100 left out.
+        ("mixed/tight", 3, 200, 9, 90),
+    ],
+)
+def test_tuning_instances_allowed_half_their_vms_leave_fewer_tasks_out(
+    family: str, seed: int, n: int, max_vms: int, at_most: int
+) -> None:
+    from benchmarks.planner_generator import FLAVOUR, generate
+
+    inst = generate(family, seed, n=n)
+    limits = Limits(max_vms=max_vms, horizon_s=inst.limits.horizon_s)
+    p = plan(inst.tasks, [FLAVOUR], [], limits)
+    check_plan(p, inst.tasks, [FLAVOUR], [], limits)
+    assert len(p.new_vms) == max_vms
+    assert len(p.unplaced) <= at_most < len(first_fit(inst.tasks, FLAVOUR, limits).unplaced)
