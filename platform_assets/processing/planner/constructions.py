@@ -167,19 +167,31 @@ class _Constructions(_ScheduleBase):
                 else:
                     refused.append(j)
                 continue
+            retry = bool(refused)  # a task that fits the room may still start later
             refused = []
             if not free.any():
                 return placed
-            # Next instant worth a look: the usage changes or another task is released.
-            later = est[free & (est > t)]
+            # Next instant worth a look: the usage changes, or a task is released that fits the
+            # room left until then. The room is constant up to the next change, so nothing
+            # starts at a release that does not fit it (unless a refused task may start later):
+            # stepping through those made one sweep of a held-out 10,000-task input take 20 s.
+            can = free & (est > t)
+            if not retry:
+                room = (lim[0] - prof.cpu[k], lim[1] - prof.ram[k], lim[2] - prof.sto[k])
+                can &= (q[:, 0] <= room[0]) & (q[:, 1] <= room[1]) & (q[:, 2] <= room[2])
+            later = est[can]
             steps = [int(later.min())] if later.size else []
             if k + 1 < len(prof.times):
                 steps.append(prof.times[k + 1])
-            if not steps:
+            last = int(lst[free].max())
+            nxt = min(steps) if steps else last + 1
+            # The instants skipped are charged as if swept, one step each: the work budget, so
+            # the portfolio's runs and its plans, stay what they were.
+            skipped = est[free & (est > t) & (est < nxt) & (est <= last)]
+            fleet.work += (8 + q.shape[0] // 12) * int(np.unique(skipped).size)
+            if nxt > last:
                 return placed
-            t = min(steps)
-            if t > int(lst[free].max()):
-                return placed
+            t = nxt
 
 
 # ---------------------------------------------------------------------------------------------
