@@ -151,10 +151,11 @@ class _Constructions(_ScheduleBase):
         while True:
             fleet.work += 8 + q.shape[0] // 12
             k = bisect_right(prof.times, t) - 1
+            room = (lim[0] - prof.cpu[k], lim[1] - prof.ram[k], lim[2] - prof.sto[k])
             ok = free & (est <= t) & (lst >= t)
-            ok &= q[:, 0] <= lim[0] - prof.cpu[k]
-            ok &= q[:, 1] <= lim[1] - prof.ram[k]
-            ok &= q[:, 2] <= lim[2] - prof.sto[k]
+            ok &= q[:, 0] <= room[0]
+            ok &= q[:, 1] <= room[1]
+            ok &= q[:, 2] <= room[2]
             if refused:
                 ok[refused] = False
             j = int(ok.argmax())
@@ -175,10 +176,10 @@ class _Constructions(_ScheduleBase):
             # room left until then. The room is constant up to the next change, so nothing
             # starts at a release that does not fit it (unless a refused task may start later):
             # stepping through those made one sweep of a held-out 10,000-task input take 20 s.
-            can = free & (est > t)
+            released = free & (est > t)
+            can = released
             if not retry:
-                room = (lim[0] - prof.cpu[k], lim[1] - prof.ram[k], lim[2] - prof.sto[k])
-                can &= (q[:, 0] <= room[0]) & (q[:, 1] <= room[1]) & (q[:, 2] <= room[2])
+                can = can & (q[:, 0] <= room[0]) & (q[:, 1] <= room[1]) & (q[:, 2] <= room[2])
             later = est[can]
             steps = [int(later.min())] if later.size else []
             if k + 1 < len(prof.times):
@@ -187,7 +188,7 @@ class _Constructions(_ScheduleBase):
             nxt = min(steps) if steps else last + 1
             # The instants skipped are charged as if swept, one step each: the work budget, so
             # the portfolio's runs and its plans, stay what they were.
-            skipped = est[free & (est > t) & (est < nxt) & (est <= last)]
+            skipped = est[released & (est < nxt) & (est <= last)]
             fleet.work += (8 + q.shape[0] // 12) * int(np.unique(skipped).size)
             if nxt > last:
                 return placed
@@ -227,6 +228,7 @@ _RULES: list[Callable[[tuple], tuple]] = [
     lambda s: (-s[3], -s[1], s[5]),  # dominant demand
     lambda s: (s[1], s[2], s[5]),  # smallest area first: the most tasks under a VM limit
 ]
+_SMALLEST_FIRST = len(_RULES) - 1  # the portfolio runs it only when the VM limit binds
 
 
 def _component_orders(prob: _Problem) -> list[list[int]]:

@@ -157,6 +157,11 @@ def _horizon_reason(est: int, d: int, horizon: int) -> str:
     return f"would end after the horizon (earliest start {est} s, needs {d} s, horizon {horizon} s)"
 
 
+def _side_by_side(q: Vec, cap: Vec, rel_tol: float) -> int:
+    """How many tasks of demand q run at once on capacity cap (0 if q uses nothing)."""
+    return min((int(cap[r] * (1 + rel_tol) // q[r]) for r in range(3) if q[r] > 0), default=0)
+
+
 def _as_vec(r: Resources) -> Vec:
     return (float(r.cpu), float(r.ram_mb), float(r.storage_gb))
 

@@ -40,7 +40,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 
-from platform_assets.processing.planner.model import Vec
+from platform_assets.processing.planner.model import Vec, _side_by_side
 from platform_assets.processing.planner.preprocessing import _Problem
 
 # More distinct demands: a free-form input, left to the generic bounds. Grouping them into
@@ -175,7 +175,7 @@ def _alone_patterns(sizes: Sequence[Vec], cap: Vec) -> list[list[int]]:
     patterns = []
     for s, size in enumerate(sizes):
         alone = [0] * m
-        alone[s] = max(1, min(int(cap[r] * (1 + _TOL) // size[r]) for r in range(3) if size[r] > 0))
+        alone[s] = max(1, _side_by_side(size, cap, _TOL))
         patterns.append(alone)
     return patterns
 

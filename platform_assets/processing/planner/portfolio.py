@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 from platform_assets.processing.planner.bounds import _lower_bound
 from platform_assets.processing.planner.constructions import (
+    _SMALLEST_FIRST,
     _component_orders,
     _congestion,
     _lanes,
@@ -47,6 +48,7 @@ from platform_assets.processing.planner.model import (
     TaskRequest,
     Vec,
     _as_vec,
+    _side_by_side,
 )
 from platform_assets.processing.planner.patterns import _MAX_SHAPES
 from platform_assets.processing.planner.preprocessing import _prepare, _Problem
@@ -59,7 +61,6 @@ _WORK_BUDGET = 20_000_000
 # the best, whose share of the budget would otherwise be too small.
 _IMPROVE_TOP = 3
 _IMPROVE_TOP_MAX_TASKS = 2_000
-_SMALLEST_FIRST = 5  # index of the smallest-area-first order in ``_component_orders``
 _LANES_PER_VM = (1, 2, 3, 4)  # lanes a VM runs side by side in the "lanes" constructions
 # A routine catalogue instead gets the lane counts its routines imply (``_lane_widths``): the
 # most task-time first, this many, up to this many lanes per VM.
@@ -190,8 +191,7 @@ def _lane_widths(prob: _Problem, cap: Vec) -> list[int]:
     """
     task_time: dict[int, int] = {}
     for i in prob.placeable():
-        q = prob.q[i]
-        fit = min((int(cap[r] * (1 + _REL_EPS) // q[r]) for r in range(3) if q[r] > 0), default=0)
+        fit = _side_by_side(prob.q[i], cap, _REL_EPS)
         if 2 <= fit <= _MAX_LANES_PER_VM:
             task_time[fit] = task_time.get(fit, 0) + prob.d[i]
     return sorted(task_time, key=lambda m: (-task_time[m], m))[:_CATALOGUE_WIDTHS]
